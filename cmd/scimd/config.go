@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/scimd/scimd/scim"
+)
+
+// Config is scimd's configuration: flags, each with a SCIMD_* environment fallback.
+type Config struct {
+	Addr           string
+	Database       string
+	BaseURL        string
+	MaxBodyBytes   int64
+	MaxResults     int
+	LogLevel       string
+	LogFormat      string
+	BootstrapToken string
+}
+
+// envOr returns the environment variable key, or def when it is unset.
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(key string, def int64) int64 {
+	if v, ok := os.LookupEnv(key); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+		return -1 // reported by Validate
+	}
+	return def
+}
+
+// databaseFlags registers the flags every sub-command that opens the database needs.
+func databaseFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Database, "database", envOr("SCIMD_DATABASE", "sqlite://./scimd.db"),
+		"database DSN: sqlite://PATH (embedded, default) or postgres://USER@HOST:PORT/DB (env SCIMD_DATABASE)")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("SCIMD_LOG_LEVEL", "info"), "debug, info, warn or error (env SCIMD_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", envOr("SCIMD_LOG_FORMAT", "json"), "json or console (env SCIMD_LOG_FORMAT)")
+}
+
+// serveFlags registers the flags of scimd serve.
+func serveFlags(fs *flag.FlagSet, c *Config) {
+	databaseFlags(fs, c)
+	fs.StringVar(&c.Addr, "addr", envOr("SCIMD_ADDR", "127.0.0.1:8080"), "address to listen on (env SCIMD_ADDR)")
+	fs.StringVar(&c.BaseURL, "base-url", envOr("SCIMD_BASE_URL", ""),
+		"public URL scimd is reached at, for absolute meta.location, e.g. https://id.example.com (env SCIMD_BASE_URL; default: from the request's Host)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", envInt("SCIMD_MAX_BODY_BYTES", 1<<20), "largest request body in bytes; larger is 413 (env SCIMD_MAX_BODY_BYTES)")
+	fs.IntVar(&c.MaxResults, "max-results", int(envInt("SCIMD_MAX_RESULTS", int64(scim.DefaultLimits().MaxResults))), "largest page a list returns (env SCIMD_MAX_RESULTS)")
+	c.BootstrapToken = os.Getenv("SCIMD_BOOTSTRAP_TOKEN")
+}
+
+// Validate reports every problem of the configuration at once.
+func (c *Config) Validate(serving bool) error {
+	var errs []error
+	if _, _, err := splitDSN(c.Database); err != nil {
+		errs = append(errs, err)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		errs = append(errs, fmt.Errorf("--log-format %q: use json or console", c.LogFormat))
+	}
+	if serving {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("--addr %q: want host:port, e.g. 127.0.0.1:8080", c.Addr))
+		}
+		if c.BaseURL != "" {
+			u, err := url.Parse(c.BaseURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("--base-url %q: want an absolute http(s) URL such as https://id.example.com", c.BaseURL))
+			}
+		}
+		if c.MaxBodyBytes < 1024 {
+			errs = append(errs, fmt.Errorf("--max-body-bytes must be an integer of at least 1024"))
+		}
+		if c.MaxResults < 1 {
+			errs = append(errs, fmt.Errorf("--max-results must be a positive integer"))
+		}
+		if c.BootstrapToken != "" && len(c.BootstrapToken) < scim.MinSecretLength {
+			errs = append(errs, fmt.Errorf("SCIMD_BOOTSTRAP_TOKEN must be at least %d characters long", scim.MinSecretLength))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// splitDSN returns the backend a DSN names and what to pass to it.
+func splitDSN(dsn string) (backend, target string, err error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite://"):
+		p := strings.TrimPrefix(dsn, "sqlite://")
+		if p == "" {
+			return "", "", fmt.Errorf("--database %q: name a file, e.g. sqlite://./scimd.db", dsn)
+		}
+		return "sqlite", p, nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return "postgres", dsn, nil
+	}
+	return "", "", fmt.Errorf("--database %q: use sqlite://PATH or postgres://USER@HOST:PORT/DB", dsn)
+}

@@ -1,0 +1,203 @@
+// Command scimd is the scimd SCIM 2.0 server and its administration commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/scimd/scimd/scim"
+	"github.com/scimd/scimd/store/gormstore"
+	"github.com/scimd/scimd/store/postgres"
+	"github.com/scimd/scimd/store/sqlite"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `scimd: a SCIM 2.0 identity server
+
+Usage:
+  scimd serve [flags]                          run the server (migrates first)
+  scimd migrate [flags]                        bring the database schema up to date
+  scimd tenant create NAME [flags]             add a tenant
+  scimd tenant list [flags]                    list tenants
+  scimd token create --tenant NAME --scope S   issue an API token; prints it alone on stdout
+  scimd version                                print the version
+
+Run "scimd COMMAND -h" for a command's flags.
+`
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "scimd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("name a command")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args[1:], stderr)
+	case "tenant":
+		return tenantCmd(ctx, args[1:], stdout, stderr)
+	case "token":
+		return tokenCmd(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "scimd", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func newLogger(c *Config, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(c.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if c.LogFormat == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
+
+// openStore opens the backend the DSN names.
+func openStore(dsn string, log *zap.Logger) (*gormstore.Store, error) {
+	backend, target, err := splitDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if backend == "postgres" {
+		return postgres.Open(target, log)
+	}
+	return sqlite.Open(target, log)
+}
+
+// setup parses flags, validates the configuration, and opens and migrates the store.
+func setup(ctx context.Context, fs *flag.FlagSet, c *Config, args []string, serving bool, stderr io.Writer) (*gormstore.Store, *zap.Logger, error) {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if err := c.Validate(serving); err != nil {
+		return nil, nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	log, err := newLogger(c, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openStore(c.Database, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("migrate: %w", err)
+	}
+	return st, log, nil
+}
+
+func migrate(ctx context.Context, args []string, stderr io.Writer) error {
+	var c Config
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	databaseFlags(fs, &c)
+	st, log, err := setup(ctx, fs, &c, args, false, stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log.Info("database schema is up to date")
+	return nil
+}
+
+func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "create" && args[0] != "list") {
+		return errors.New("usage: scimd tenant create NAME | scimd tenant list")
+	}
+	var c Config
+	fs := flag.NewFlagSet("tenant "+args[0], flag.ContinueOnError)
+	databaseFlags(fs, &c)
+	rest := args[1:]
+	var name string
+	if args[0] == "create" {
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return errors.New("usage: scimd tenant create NAME [flags]")
+		}
+		name, rest = rest[0], rest[1:]
+	}
+	st, _, err := setup(ctx, fs, &c, rest, false, stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tokens := scim.NewTokens(st)
+	if args[0] == "list" {
+		ts, err := tokens.Tenants(ctx)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			fmt.Fprintf(stdout, "%s\t%s\t%s\n", t.Name, t.ID, t.Created.Format("2006-01-02T15:04:05Z"))
+		}
+		return nil
+	}
+	t, err := tokens.CreateTenant(ctx, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, t.ID)
+	return nil
+}
+
+func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("usage: scimd token create --tenant NAME --scope scim[,compat,admin]")
+	}
+	var c Config
+	var tenant, scopes string
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	databaseFlags(fs, &c)
+	fs.StringVar(&tenant, "tenant", "", "tenant the token acts for (required)")
+	fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "comma-separated scopes: scim, compat, admin")
+	st, _, err := setup(ctx, fs, &c, args[1:], false, stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if tenant == "" {
+		return errors.New("--tenant is required")
+	}
+	sc, err := scim.ParseScopes(scopes)
+	if err != nil {
+		return err
+	}
+	secret, err := scim.NewTokens(st).IssueToken(ctx, tenant, sc, "")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, secret)
+	return nil
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/scimd/scimd/scim"
+	"github.com/scimd/scimd/scim/middleware"
+	"github.com/scimd/scimd/scim/scimhttp"
+	"github.com/scimd/scimd/store/gormstore"
+)
+
+// shutdownGrace is how long in-flight requests get to finish after SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c Config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	serveFlags(fs, &c)
+	st, log, err := setup(ctx, fs, &c, args, true, stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	defer log.Sync() //nolint:errcheck
+
+	tokens := scim.NewTokens(st)
+	secret, err := tokens.Bootstrap(ctx, c.BootstrapToken)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return err
+	}
+	base := c.BaseURL
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+	switch {
+	case secret != "" && c.BootstrapToken != "":
+		log.Info("bootstrapped tenant default with the token from SCIMD_BOOTSTRAP_TOKEN")
+	case secret != "":
+		fmt.Fprintf(stdout, `
+scimd: first start. Created tenant "default" and this API token (shown only once, store it now):
+
+    %s
+
+Try it:
+
+    curl -s -H 'Authorization: Bearer %s' %s/scim/v2/Users
+
+`, secret, secret, base)
+	}
+
+	limits := scim.DefaultLimits()
+	limits.MaxResults = c.MaxResults
+	svc := scim.NewService(st, log, scim.WithLimits(limits))
+	var draining atomic.Bool
+	h := newHandler(svc, tokens, st, log, &draining, scimhttp.Options{BaseURL: c.BaseURL, MaxBodyBytes: c.MaxBodyBytes})
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("scim", base+scimhttp.Prefix), zap.String("version", version))
+	select {
+	case err := <-errc:
+		return err
+	case <-sigCtx.Done():
+	}
+	// Fail readiness first so a load balancer stops sending new requests, then let
+	// the in-flight ones finish.
+	draining.Store(true)
+	log.Info("shutting down: finishing in-flight requests", zap.Duration("grace", shutdownGrace))
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// newHandler wires every route: health, readiness and the SCIM API, behind the
+// shared request-id, access-log middleware.
+func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log *zap.Logger, draining *atomic.Bool, o scimhttp.Options) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "shutting down")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := st.Ping(ctx); err != nil {
+			log.Warn("not ready", zap.Error(err))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "database unreachable")
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle(scimhttp.Prefix+"/", scimhttp.New(svc, tokens, log, o))
+	return middleware.Log(log)(mux)
+}

@@ -1,0 +1,76 @@
+package scim
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/scimd/scimd/store"
+)
+
+// ErrorKind classifies an error the way RFC 7644 §3.12 does.
+type ErrorKind int
+
+// The error kinds. Those with a scimType in RFC 7644 §3.12 Table 9 say so.
+const (
+	KindInternal     ErrorKind = iota // 500
+	KindInvalidValue                  // 400 invalidValue
+	KindInvalidSyntax                 // 400 invalidSyntax
+	KindInvalidFilter                 // 400 invalidFilter
+	KindInvalidPath                   // 400 invalidPath
+	KindNoTarget                      // 400 noTarget
+	KindMutability                    // 400 mutability
+	KindTooMany                       // 400 tooMany
+	KindUniqueness                    // 409 uniqueness
+	KindNotFound                      // 404
+	KindPrecondition                  // 412
+	KindUnauthorized                  // 401
+	KindForbidden                     // 403
+	KindUnavailable                   // 503
+)
+
+// Error is the error every Service method returns. Detail is safe to show to the
+// client; Err, when set, is the cause and is only logged.
+type Error struct {
+	Kind   ErrorKind
+	Detail string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Detail + ": " + e.Err.Error()
+	}
+	return e.Detail
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(kind ErrorKind, format string, args ...any) *Error {
+	return &Error{Kind: kind, Detail: fmt.Sprintf(format, args...)}
+}
+
+// AsError returns err as an *Error, mapping store sentinels to their kinds; any other
+// error becomes KindInternal with a generic detail.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var fe *store.FilterError
+	var me *store.MemberError
+	switch {
+	case errors.As(err, &fe):
+		return &Error{Kind: KindInvalidFilter, Detail: fe.Msg, Err: err}
+	case errors.As(err, &me):
+		return &Error{Kind: KindInvalidValue, Detail: "members: " + me.Error(), Err: err}
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Kind: KindNotFound, Detail: "resource not found", Err: err}
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Kind: KindUniqueness, Detail: "a resource with this value already exists", Err: err}
+	case errors.Is(err, store.ErrPrecondition):
+		return &Error{Kind: KindPrecondition, Detail: "the resource was changed by someone else; read it again and retry", Err: err}
+	case errors.Is(err, store.ErrUnavailable):
+		return &Error{Kind: KindUnavailable, Detail: "the database is unavailable; retry later", Err: err}
+	}
+	return &Error{Kind: KindInternal, Detail: "internal error", Err: err}
+}

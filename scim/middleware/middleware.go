@@ -1,0 +1,146 @@
+// Package middleware holds the HTTP middleware every scimd route shares: a request id,
+// one zap access-log line per request, panic recovery and a request body limit. Error
+// bodies are written by the caller's writer, so SCIM and compat routes keep their
+// own error shapes.
+package middleware
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/scimd/scimd/scim/auth"
+)
+
+type ctxKey struct{}
+
+// RequestID returns the request's id, or "" outside a request.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// statusRecorder remembers the status and size of a response.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Log gives every request an id (the client's X-Request-Id when it is well-formed),
+// echoes it in the response, and writes one access-log line when the request ends:
+// 5xx at error, 4xx at info, the rest at info too.
+func Log(log *zap.Logger) func(http.Handler) http.Handler {
+	log = log.Named("http")
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			id := r.Header.Get("X-Request-Id")
+			if !validID.MatchString(id) {
+				b := make([]byte, 8)
+				_, _ = rand.Read(b)
+				id = hex.EncodeToString(b)
+			}
+			w.Header().Set("X-Request-Id", id)
+			rec := &statusRecorder{ResponseWriter: w}
+			ctx := context.WithValue(r.Context(), ctxKey{}, id)
+			// The principal is set further in; a holder lets the log line see it.
+			holder := &principalHolder{}
+			ctx = context.WithValue(ctx, holderKey{}, holder)
+			next.ServeHTTP(rec, r.WithContext(ctx))
+			lvl := zapcore.InfoLevel
+			if rec.status >= 500 {
+				lvl = zapcore.ErrorLevel
+			}
+			fields := []zap.Field{
+				zap.String("request_id", id),
+				zap.String("method", r.Method),
+				zap.String("path", r.URL.Path),
+				zap.Int("status", rec.status),
+				zap.Int("bytes", rec.bytes),
+				zap.Duration("duration", time.Since(start)),
+				zap.String("remote_addr", r.RemoteAddr),
+			}
+			if holder.tenantID != "" {
+				fields = append(fields, zap.String("tenant_id", holder.tenantID), zap.String("token_id", holder.tokenID))
+			}
+			log.Check(lvl, "request").Write(fields...)
+		})
+	}
+}
+
+type holderKey struct{}
+
+type principalHolder struct{ tenantID, tokenID string }
+
+// NotePrincipal records the authenticated tenant and token for the access log.
+func NotePrincipal(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := r.Context().Value(holderKey{}).(*principalHolder); ok {
+			if p, ok := auth.FromContext(r.Context()); ok {
+				h.tenantID, h.tokenID = p.TenantID, p.TokenID
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Recover turns a panic into a logged error and the caller's 500 response.
+func Recover(log *zap.Logger, onError func(w http.ResponseWriter, r *http.Request, err error)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					onError(w, r, fmt.Errorf("panic: %v", v))
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// LimitBody caps request bodies at max bytes; reading past it fails with
+// *http.MaxBytesError, which handlers answer with 413.
+func LimitBody(max int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > max {
+				r.Body = http.MaxBytesReader(w, r.Body, 0)
+			} else {
+				r.Body = http.MaxBytesReader(w, r.Body, max)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

@@ -1,0 +1,472 @@
+package scim
+
+import (
+	"context"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/scim2/filter-parser/v2"
+
+	"github.com/scimd/scimd/schemas"
+	"github.com/scimd/scimd/store"
+)
+
+// PatchOp is one operation of a PATCH request (RFC 7644 §3.5.2).
+type PatchOp struct {
+	Op    string // add, replace or remove, lower-cased
+	Path  string
+	Value any
+}
+
+// ParsePatch reads a PatchOp message body (RFC 7644 §3.5.2). Operation names are
+// matched case-insensitively ("Replace" is accepted).
+func ParsePatch(body map[string]any, maxOps int) ([]PatchOp, error) {
+	var rawOps any
+	for k, v := range body {
+		switch {
+		case strings.EqualFold(k, "schemas"):
+			list, _ := v.([]any)
+			found := false
+			for _, s := range list {
+				if u, _ := s.(string); strings.EqualFold(u, schemas.PatchOpURN) {
+					found = true
+				}
+			}
+			if !found {
+				return nil, errorf(KindInvalidSyntax, "schemas must be [%q]", schemas.PatchOpURN)
+			}
+		case strings.EqualFold(k, "Operations"):
+			rawOps = v
+		}
+	}
+	list, ok := rawOps.([]any)
+	if !ok || len(list) == 0 {
+		return nil, errorf(KindInvalidSyntax, "Operations must be a non-empty array of {\"op\", \"path\", \"value\"}")
+	}
+	if maxOps > 0 && len(list) > maxOps {
+		return nil, errorf(KindTooMany, "the request has %d operations; the limit is %d", len(list), maxOps)
+	}
+	ops := make([]PatchOp, 0, len(list))
+	for i, it := range list {
+		m, ok := it.(map[string]any)
+		if !ok {
+			return nil, errorf(KindInvalidSyntax, "Operations[%d] must be an object", i)
+		}
+		var op PatchOp
+		for k, v := range m {
+			switch strings.ToLower(k) {
+			case "op":
+				s, _ := v.(string)
+				op.Op = strings.ToLower(s)
+			case "path":
+				s, ok := v.(string)
+				if !ok && v != nil {
+					return nil, errorf(KindInvalidPath, "Operations[%d].path must be a string", i)
+				}
+				op.Path = strings.TrimSpace(s)
+			case "value":
+				op.Value = v
+			}
+		}
+		switch op.Op {
+		case "add", "replace", "remove":
+		default:
+			return nil, errorf(KindInvalidSyntax, "Operations[%d].op must be add, replace or remove", i)
+		}
+		if op.Op == "remove" && op.Path == "" {
+			return nil, errorf(KindNoTarget, "Operations[%d]: remove needs a path (RFC 7644 §3.5.2.2)", i)
+		}
+		if op.Op != "remove" && op.Value == nil {
+			return nil, errorf(KindInvalidValue, "Operations[%d]: %s needs a value", i, op.Op)
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+// Patch applies ops to a resource in one transaction (RFC 7644 §3.5.2): all of them
+// or none. Membership operations on groups become row-level changes, so their cost
+// does not depend on the size of the group.
+func (s *Service) Patch(ctx context.Context, tenantID string, kind ResourceKind, id string, ops []PatchOp, ifMatch string) (*Resource, error) {
+	rt := s.types.Of(kind)
+	_, err := s.st.Update(ctx, tenantID, kind, normID(id), func(cur *store.Resource) ([]store.MemberChange, error) {
+		if err := checkIfMatch(ifMatch, cur.Version); err != nil {
+			return nil, err
+		}
+		doc, err := decodeDoc(cur.Doc)
+		if err != nil {
+			return nil, err
+		}
+		p := &patcher{rt: rt, kind: kind, doc: doc}
+		for i, op := range ops {
+			if err := p.apply(op); err != nil {
+				e := AsError(err)
+				e.Detail = "Operations[" + strconv.Itoa(i) + "]: " + e.Detail
+				return nil, e
+			}
+		}
+		w, err := s.types.parseResource(kind, p.doc)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.columns(cur); err != nil {
+			return nil, err
+		}
+		switch {
+		case p.clearPassword:
+			cur.PasswordHash = ""
+		case w.password != nil:
+			if cur.PasswordHash, err = s.hash(*w.password); err != nil {
+				return nil, err
+			}
+		}
+		return p.members, nil
+	})
+	if err != nil {
+		return nil, s.writeErr(kind, id, err)
+	}
+	return s.Get(ctx, tenantID, kind, id)
+}
+
+type patcher struct {
+	rt            *schemas.ResourceType
+	kind          ResourceKind
+	doc           map[string]any
+	members       []store.MemberChange
+	clearPassword bool
+}
+
+func (p *patcher) apply(op PatchOp) error {
+	if op.Path == "" {
+		obj, ok := op.Value.(map[string]any)
+		if !ok {
+			return errorf(KindInvalidValue, "%s without a path needs an object of attributes as its value", op.Op)
+		}
+		for k, v := range obj {
+			if e := p.rt.Extension(k); e != nil {
+				ext, ok := v.(map[string]any)
+				if !ok {
+					return errorf(KindInvalidValue, "%s must be an object", e.Schema.ID)
+				}
+				for ek, ev := range ext {
+					if err := p.applyPath(op.Op, e.Schema.ID+":"+ek, ev); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if strings.EqualFold(k, "schemas") || strings.EqualFold(k, "id") || strings.EqualFold(k, "meta") {
+				continue // readOnly: ignored, as on PUT
+			}
+			if err := p.applyPath(op.Op, k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return p.applyPath(op.Op, op.Path, op.Value)
+}
+
+func (p *patcher) applyPath(op, rawPath string, value any) error {
+	path, err := ParsePath(rawPath)
+	if err != nil {
+		return err
+	}
+	ap := path.AttributePath
+	top, _, ok := p.rt.Resolve(ap.URI(), ap.AttributeName, "")
+	if !ok {
+		return errorf(KindInvalidPath, "%q names no attribute of %s", rawPath, p.rt.Name)
+	}
+	// The sub-attribute is either name.sub or name[filter].sub.
+	subName := ap.SubAttributeName()
+	if path.SubAttribute != nil {
+		if subName != "" {
+			return errorf(KindInvalidPath, "%q names two sub-attributes", rawPath)
+		}
+		subName = *path.SubAttribute
+	}
+	var sub *schemas.Attribute
+	if subName != "" {
+		if sub = top.Sub(subName); sub == nil {
+			return errorf(KindInvalidPath, "%s has no sub-attribute %q", top.Name, subName)
+		}
+	}
+	if top.Mutability == schemas.ReadOnly || sub != nil && sub.Mutability == schemas.ReadOnly {
+		return errorf(KindMutability, "%s is readOnly", rawPath)
+	}
+	if path.ValueExpression != nil && !top.MultiValued {
+		return errorf(KindInvalidPath, "%q: a [...] filter applies to multi-valued attributes only", rawPath)
+	}
+	if p.kind == GroupKind && top.Schema == p.rt.Schema.ID && top.Name == "members" {
+		return p.applyMembers(op, path, sub, value)
+	}
+	if top.Name == "password" && op == "remove" {
+		p.clearPassword = true
+		return nil
+	}
+	holder := p.holder(top, op != "remove")
+	if holder == nil {
+		return nil // removing from an absent extension: nothing to do
+	}
+	switch {
+	case !top.MultiValued && sub == nil:
+		return setSingle(holder, top, op, value)
+	case !top.MultiValued:
+		obj, _ := holder[top.Name].(map[string]any)
+		if obj == nil {
+			if op == "remove" {
+				return nil
+			}
+			obj = map[string]any{}
+			holder[top.Name] = obj
+		}
+		if op == "remove" {
+			delete(obj, sub.Name)
+			return nil
+		}
+		obj[sub.Name] = value
+		return nil
+	}
+	return p.applyMulti(holder, top, sub, op, path.ValueExpression, value)
+}
+
+// holder returns the map that holds top: the document, or the extension's object.
+func (p *patcher) holder(top *schemas.Attribute, create bool) map[string]any {
+	if top.Schema == "" || top.Schema == p.rt.Schema.ID {
+		return p.doc
+	}
+	ext, _ := p.doc[top.Schema].(map[string]any)
+	if ext == nil && create {
+		ext = map[string]any{}
+		p.doc[top.Schema] = ext
+	}
+	return ext
+}
+
+// setSingle applies op to a single-valued attribute. Replacing or adding a complex
+// value merges its sub-attributes (RFC 7644 §3.5.2.1, §3.5.2.3).
+func setSingle(holder map[string]any, top *schemas.Attribute, op string, value any) error {
+	if op == "remove" {
+		delete(holder, top.Name)
+		return nil
+	}
+	if top.Type != schemas.Complex {
+		holder[top.Name] = value
+		return nil
+	}
+	obj, ok := value.(map[string]any)
+	if !ok {
+		// A bare id where a reference object belongs (e.g. manager: "id").
+		if s, isStr := value.(string); isStr && top.Sub("value") != nil {
+			obj = map[string]any{"value": s}
+		} else {
+			return errorf(KindInvalidValue, "%s must be an object", top.Name)
+		}
+	}
+	cur, _ := holder[top.Name].(map[string]any)
+	if cur == nil {
+		cur = map[string]any{}
+	}
+	for k, v := range obj {
+		cur[k] = v
+	}
+	holder[top.Name] = cur
+	return nil
+}
+
+func (p *patcher) applyMulti(holder map[string]any, top, sub *schemas.Attribute, op string, f filter.Expression, value any) error {
+	list, _ := holder[top.Name].([]any)
+	var matched []int
+	if f != nil {
+		for i, it := range list {
+			obj, _ := it.(map[string]any)
+			ok, err := evalExpr(p.rt, nil, f, &elem{attr: top, obj: obj})
+			if err != nil {
+				return &Error{Kind: KindInvalidPath, Detail: AsError(err).Detail}
+			}
+			if ok {
+				matched = append(matched, i)
+			}
+		}
+	} else {
+		for i := range list {
+			matched = append(matched, i)
+		}
+	}
+	switch {
+	case op == "remove" && sub == nil && f == nil:
+		delete(holder, top.Name)
+	case op == "remove" && sub == nil:
+		keep := list[:0:0]
+		for i, it := range list {
+			if !contains(matched, i) {
+				keep = append(keep, it)
+			}
+		}
+		holder[top.Name] = keep
+	case op == "remove":
+		for _, i := range matched {
+			if obj, ok := list[i].(map[string]any); ok {
+				delete(obj, sub.Name)
+			}
+		}
+	case sub == nil && f == nil && op == "replace":
+		holder[top.Name] = asList(value)
+	case sub == nil && f == nil: // add: append values not already present
+		for _, v := range asList(value) {
+			if !containsValue(list, v) {
+				list = append(list, v)
+			}
+		}
+		holder[top.Name] = list
+	case len(matched) == 0:
+		// Nothing matched: create the value the filter describes, if it describes
+		// one (type eq "work" and ...), else there is no target.
+		obj, ok := equalities(f)
+		if !ok {
+			return errorf(KindNoTarget, "%s: the filter matches no value", top.Name)
+		}
+		if sub != nil {
+			obj[sub.Name] = value
+		} else if v, ok := value.(map[string]any); ok {
+			for k, x := range v {
+				obj[k] = x
+			}
+		} else {
+			return errorf(KindInvalidValue, "%s: the value must be an object", top.Name)
+		}
+		holder[top.Name] = append(list, obj)
+	default:
+		for _, i := range matched {
+			obj, _ := list[i].(map[string]any)
+			if obj == nil {
+				obj = map[string]any{}
+			}
+			switch v := value.(type) {
+			case map[string]any:
+				if sub != nil {
+					obj[sub.Name] = v
+					break
+				}
+				if op == "replace" {
+					obj = map[string]any{}
+				}
+				for k, x := range v {
+					obj[k] = x
+				}
+			default:
+				if sub == nil {
+					return errorf(KindInvalidValue, "%s: the value must be an object", top.Name)
+				}
+				obj[sub.Name] = v
+			}
+			list[i] = obj
+		}
+		holder[top.Name] = list
+	}
+	return nil
+}
+
+// equalities returns the value an eq-only conjunction such as
+// type eq "work" and primary eq true describes, or false for any other filter.
+func equalities(f filter.Expression) (map[string]any, bool) {
+	out := map[string]any{}
+	var walk func(filter.Expression) bool
+	walk = func(e filter.Expression) bool {
+		switch n := e.(type) {
+		case *filter.LogicalExpression:
+			return n.Operator == filter.AND && walk(n.Left) && walk(n.Right)
+		case *filter.AttributeExpression:
+			if n.Operator != filter.EQ || n.AttributePath.SubAttribute != nil {
+				return false
+			}
+			out[n.AttributePath.AttributeName] = n.CompareValue
+			return true
+		}
+		return false
+	}
+	return out, f != nil && walk(f)
+}
+
+func asList(v any) []any {
+	if l, ok := v.([]any); ok {
+		return l
+	}
+	return []any{v}
+}
+
+func contains(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func containsValue(list []any, v any) bool {
+	for _, x := range list {
+		if reflect.DeepEqual(x, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// applyMembers turns an operation on Group.members into membership changes.
+func (p *patcher) applyMembers(op string, path filter.Path, sub *schemas.Attribute, value any) error {
+	if sub != nil {
+		return errorf(KindMutability, "members.%s is immutable; remove the member and add it again instead", sub.Name)
+	}
+	f := path.ValueExpression
+	var ids []store.Member
+	if value != nil {
+		var err error
+		if ids, err = memberValues(value); err != nil {
+			return err
+		}
+	}
+	switch {
+	case op == "remove" && f != nil:
+		p.members = append(p.members, store.MemberChange{RemoveWhere: f})
+	case op == "remove" && len(ids) > 0:
+		// A value list names the members to remove, never "all of them".
+		rm := make([]string, len(ids))
+		for i, m := range ids {
+			rm[i] = m.Value
+		}
+		p.members = append(p.members, store.MemberChange{Remove: rm})
+	case op == "remove":
+		p.members = append(p.members, store.MemberChange{Replace: true})
+	case op == "replace" && f != nil:
+		p.members = append(p.members, store.MemberChange{RemoveWhere: f, Add: ids})
+	case op == "replace":
+		p.members = append(p.members, store.MemberChange{Replace: true, Add: ids})
+	default: // add
+		p.members = append(p.members, store.MemberChange{Add: ids})
+	}
+	return nil
+}
+
+func memberValues(v any) ([]store.Member, error) {
+	var out []store.Member
+	for i, it := range asList(v) {
+		var id string
+		switch m := it.(type) {
+		case string:
+			id = m
+		case map[string]any:
+			for k, x := range m {
+				if strings.EqualFold(k, "value") {
+					id, _ = x.(string)
+				}
+			}
+		}
+		if id == "" {
+			return nil, errorf(KindInvalidValue, "members value [%d] needs a \"value\": the id of a User or Group", i)
+		}
+		out = append(out, store.Member{Value: strings.ToLower(id)})
+	}
+	return out, nil
+}

@@ -1,0 +1,97 @@
+package scimhttp
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+
+	scimerrors "github.com/elimity-com/scim/errors"
+	"go.uber.org/zap"
+
+	"github.com/scimd/scimd/scim"
+	"github.com/scimd/scimd/scim/middleware"
+)
+
+// status maps an error kind to its HTTP status and RFC 7644 §3.12 scimType.
+func status(k scim.ErrorKind) (int, scimerrors.ScimType) {
+	switch k {
+	case scim.KindInvalidValue:
+		return http.StatusBadRequest, scimerrors.ScimTypeInvalidValue
+	case scim.KindInvalidSyntax:
+		return http.StatusBadRequest, scimerrors.ScimTypeInvalidSyntax
+	case scim.KindInvalidFilter:
+		return http.StatusBadRequest, scimerrors.ScimTypeInvalidFilter
+	case scim.KindInvalidPath:
+		return http.StatusBadRequest, scimerrors.ScimTypeInvalidPath
+	case scim.KindNoTarget:
+		return http.StatusBadRequest, scimerrors.ScimTypeNoTarget
+	case scim.KindMutability:
+		return http.StatusBadRequest, scimerrors.ScimTypeMutability
+	case scim.KindTooMany:
+		return http.StatusBadRequest, scimerrors.ScimTypeTooMany
+	case scim.KindUniqueness:
+		return http.StatusConflict, scimerrors.ScimTypeUniqueness
+	case scim.KindNotFound:
+		return http.StatusNotFound, ""
+	case scim.KindPrecondition:
+		return http.StatusPreconditionFailed, ""
+	case scim.KindUnauthorized:
+		return http.StatusUnauthorized, ""
+	case scim.KindForbidden:
+		return http.StatusForbidden, ""
+	case scim.KindUnavailable:
+		return http.StatusServiceUnavailable, ""
+	}
+	return http.StatusInternalServerError, ""
+}
+
+// httpError is an error that carries its own status (405, 413, 415, 501).
+type httpError struct {
+	status int
+	detail string
+}
+
+func (e *httpError) Error() string { return e.detail }
+
+// writeError is the one place SCIM errors become HTTP. An unexpected error is logged
+// with an id and answered with that id only, never its text.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var body scimerrors.ScimError
+	if he, ok := err.(*httpError); ok {
+		body = scimerrors.ScimError{Status: he.status, Detail: he.detail}
+	} else {
+		e := scim.AsError(err)
+		st, typ := status(e.Kind)
+		body = scimerrors.ScimError{Status: st, ScimType: typ, Detail: e.Detail}
+		if st >= 500 {
+			id := errorID()
+			body.Detail = e.Detail + " (error id " + id + ")"
+			s.log.Error("request failed", zap.String("error_id", id), zap.String("request_id", middleware.RequestID(r.Context())), zap.Error(err))
+		} else {
+			s.log.Debug("request refused", zap.String("request_id", middleware.RequestID(r.Context())), zap.Int("status", st), zap.String("detail", e.Detail))
+		}
+	}
+	if body.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeJSON(w, body.Status, body)
+}
+
+func errorID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// writeJSON writes v as application/scim+json (RFC 7644 §3.1).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"500","detail":"cannot encode the response"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/scim+json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,264 @@
+package scim
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/scimd/scimd/store"
+)
+
+// Store is what the service needs from persistence; store.Store satisfies it.
+type Store interface {
+	Create(ctx context.Context, r *store.Resource) error
+	Get(ctx context.Context, tenantID string, kind store.Kind, id string, opts store.ReadOptions) (*store.Resource, error)
+	List(ctx context.Context, tenantID string, kind store.Kind, opts store.ListOptions) (store.ListResult, error)
+	Update(ctx context.Context, tenantID string, kind store.Kind, id string, fn store.Updater) (*store.Resource, error)
+	Delete(ctx context.Context, tenantID string, kind store.Kind, id string, ifVersion int64) error
+}
+
+// Limits bound the work one request may cause.
+type Limits struct {
+	// MaxResults is the largest page a list returns (ServiceProviderConfig filter.maxResults).
+	MaxResults int
+	// DefaultCount is the page size when the client names none.
+	DefaultCount int
+	// MaxFilterLength bounds a filter expression in bytes.
+	MaxFilterLength int
+	// MaxOperations bounds the operations of one PATCH request.
+	MaxOperations int
+	// BcryptCost is the work factor of password hashes.
+	BcryptCost int
+}
+
+// DefaultLimits are the limits scimd runs with unless configured otherwise.
+func DefaultLimits() Limits {
+	return Limits{MaxResults: 1000, DefaultCount: 100, MaxFilterLength: 4096, MaxOperations: 1000, BcryptCost: bcrypt.DefaultCost}
+}
+
+// Service implements the SCIM use cases for one store.
+type Service struct {
+	st     Store
+	log    *zap.Logger
+	types  Types
+	limits Limits
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithLimits replaces the default limits.
+func WithLimits(l Limits) Option { return func(s *Service) { s.limits = l } }
+
+// NewService returns a Service over st.
+func NewService(st Store, log *zap.Logger, opts ...Option) *Service {
+	s := &Service{st: st, log: log.Named("scim"), types: NewTypes(), limits: DefaultLimits()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Types returns the resource types the service serves.
+func (s *Service) Types() Types { return s.types }
+
+// Limits returns the service's limits.
+func (s *Service) Limits() Limits { return s.limits }
+
+func readOpts(kind ResourceKind) store.ReadOptions {
+	return store.ReadOptions{Members: kind == GroupKind, Groups: kind == UserKind}
+}
+
+// Create validates body and stores it as a new resource (RFC 7644 §3.3).
+func (s *Service) Create(ctx context.Context, tenantID string, kind ResourceKind, body map[string]any) (*Resource, error) {
+	w, err := s.types.parseResource(kind, body)
+	if err != nil {
+		return nil, err
+	}
+	sr := &store.Resource{TenantID: tenantID, Kind: kind, Members: w.members}
+	if err := w.columns(sr); err != nil {
+		return nil, AsError(err)
+	}
+	if w.password != nil {
+		if sr.PasswordHash, err = s.hash(*w.password); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.st.Create(ctx, sr); err != nil {
+		return nil, s.conflict(kind, err)
+	}
+	return s.Get(ctx, tenantID, kind, sr.ID)
+}
+
+// conflict explains a uniqueness conflict with the attribute that caused it.
+func (s *Service) conflict(kind ResourceKind, err error) error {
+	if errors.Is(err, store.ErrConflict) {
+		if kind == UserKind {
+			return &Error{Kind: KindUniqueness, Detail: "userName is already taken in this tenant (userName is unique, case-insensitively)", Err: err}
+		}
+		return &Error{Kind: KindUniqueness, Detail: "the id is already taken", Err: err}
+	}
+	return AsError(err)
+}
+
+// Get returns one resource (RFC 7644 §3.4.1).
+func (s *Service) Get(ctx context.Context, tenantID string, kind ResourceKind, id string) (*Resource, error) {
+	sr, err := s.st.Get(ctx, tenantID, kind, normID(id), readOpts(kind))
+	if err != nil {
+		return nil, s.notFound(kind, id, err)
+	}
+	r, err := s.types.fromStore(sr)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	return r, nil
+}
+
+func (s *Service) notFound(kind ResourceKind, id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Kind: KindNotFound, Detail: string(kind) + " " + strconv.Quote(id) + " not found", Err: err}
+	}
+	return AsError(err)
+}
+
+// ids are generated lower-case; a client may send them in any case.
+func normID(id string) string { return strings.ToLower(id) }
+
+// ListQuery are the list parameters of RFC 7644 §3.4.2.
+type ListQuery struct {
+	Filter     string
+	StartIndex int
+	Count      *int
+}
+
+// ListPage is one page of a list response (RFC 7644 §3.4.2).
+type ListPage struct {
+	TotalResults int
+	StartIndex   int
+	Resources    []*Resource
+}
+
+// List returns the page of resources matching q.
+func (s *Service) List(ctx context.Context, tenantID string, kind ResourceKind, q ListQuery) (*ListPage, error) {
+	opts := store.ListOptions{StartIndex: max(q.StartIndex, 1), Count: s.limits.DefaultCount, ReadOptions: readOpts(kind)}
+	if q.Count != nil {
+		opts.Count = min(max(*q.Count, 0), s.limits.MaxResults)
+	}
+	if q.Filter != "" {
+		f, err := ParseFilter(q.Filter, s.limits.MaxFilterLength)
+		if err != nil {
+			return nil, err
+		}
+		opts.Filter = f
+	}
+	res, err := s.st.List(ctx, tenantID, kind, opts)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	page := &ListPage{TotalResults: res.Total, StartIndex: opts.StartIndex, Resources: make([]*Resource, 0, len(res.Resources))}
+	for _, sr := range res.Resources {
+		r, err := s.types.fromStore(sr)
+		if err != nil {
+			return nil, AsError(err)
+		}
+		page.Resources = append(page.Resources, r)
+	}
+	return page, nil
+}
+
+// Replace replaces a resource with body (RFC 7644 §3.5.1). ifMatch, when not empty,
+// is the If-Match header: the write happens only if the stored version matches.
+func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKind, id string, body map[string]any, ifMatch string) (*Resource, error) {
+	w, err := s.types.parseResource(kind, body)
+	if err != nil {
+		return nil, err
+	}
+	var hash string
+	if w.password != nil {
+		if hash, err = s.hash(*w.password); err != nil {
+			return nil, err
+		}
+	}
+	_, err = s.st.Update(ctx, tenantID, kind, normID(id), func(cur *store.Resource) ([]store.MemberChange, error) {
+		if err := checkIfMatch(ifMatch, cur.Version); err != nil {
+			return nil, err
+		}
+		if err := w.columns(cur); err != nil {
+			return nil, err
+		}
+		if w.password != nil {
+			cur.PasswordHash = hash
+		}
+		if kind == GroupKind {
+			return []store.MemberChange{{Replace: true, Add: w.members}}, nil
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return nil, s.writeErr(kind, id, err)
+	}
+	return s.Get(ctx, tenantID, kind, id)
+}
+
+func (s *Service) writeErr(kind ResourceKind, id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return s.notFound(kind, id, err)
+	}
+	return s.conflict(kind, err)
+}
+
+// Delete removes a resource (RFC 7644 §3.6) and every membership naming it.
+func (s *Service) Delete(ctx context.Context, tenantID string, kind ResourceKind, id, ifMatch string) error {
+	var want int64
+	if ifMatch != "" && strings.TrimSpace(ifMatch) != "*" {
+		cur, err := s.st.Get(ctx, tenantID, kind, normID(id), store.ReadOptions{})
+		if err != nil {
+			return s.notFound(kind, id, err)
+		}
+		if err := checkIfMatch(ifMatch, cur.Version); err != nil {
+			return err
+		}
+		want = cur.Version
+	}
+	if err := s.st.Delete(ctx, tenantID, kind, normID(id), want); err != nil {
+		return s.writeErr(kind, id, err)
+	}
+	return nil
+}
+
+// checkIfMatch implements If-Match (RFC 7232 §3.1, RFC 7644 §3.14) with weak
+// comparison: "*" or any listed tag equal to the current version passes.
+func checkIfMatch(header string, version int64) error {
+	if strings.TrimSpace(header) == "" {
+		return nil
+	}
+	for _, tag := range strings.Split(header, ",") {
+		tag = strings.TrimSpace(tag)
+		if tag == "*" {
+			return nil
+		}
+		tag = strings.TrimPrefix(tag, "W/")
+		if strings.Trim(tag, `"`) == strconv.FormatInt(version, 10) {
+			return nil
+		}
+	}
+	return errorf(KindPrecondition, "If-Match %s does not match the current version W/\"%d\"; read the resource again and retry", header, version)
+}
+
+func (s *Service) hash(password string) (string, error) {
+	if password == "" {
+		return "", errorf(KindInvalidValue, "password must not be empty")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), s.limits.BcryptCost)
+	if err != nil {
+		if errors.Is(err, bcrypt.ErrPasswordTooLong) {
+			return "", errorf(KindInvalidValue, "password is longer than 72 bytes")
+		}
+		return "", AsError(err)
+	}
+	return string(h), nil
+}

@@ -1,0 +1,182 @@
+package scim
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/scimd/scimd/store"
+)
+
+// Token scopes: which routes a token may call.
+const (
+	ScopeSCIM   = "scim"
+	ScopeCompat = "compat"
+	ScopeAdmin  = "admin"
+)
+
+// AllScopes lists every scope, in the order they are printed.
+var AllScopes = []string{ScopeSCIM, ScopeCompat, ScopeAdmin}
+
+// DefaultTenant is the tenant a fresh install creates.
+const DefaultTenant = "default"
+
+// Tenant is an organisation.
+type Tenant = store.Tenant
+
+// Accounts is what the tenant and token use cases need from persistence.
+type Accounts interface {
+	CreateTenant(ctx context.Context, name string) (store.Tenant, error)
+	TenantByName(ctx context.Context, name string) (store.Tenant, error)
+	ListTenants(ctx context.Context) ([]store.Tenant, error)
+	CreateToken(ctx context.Context, t store.Token) (store.Token, error)
+	TokenByHash(ctx context.Context, hash []byte) (store.Token, error)
+	CountTokens(ctx context.Context, tenantID string) (int, error)
+}
+
+// Principal is who a request acts as: a token of a tenant, with its scopes.
+type Principal struct {
+	TenantID string
+	TokenID  string
+	Scopes   []string
+}
+
+// Has reports whether the principal holds scope.
+func (p Principal) Has(scope string) bool { return slices.Contains(p.Scopes, scope) }
+
+// Tokens manages tenants and API tokens. Secrets are random, shown once, and stored
+// only as their SHA-256.
+type Tokens struct{ st Accounts }
+
+// NewTokens returns the tenant and token use cases over st.
+func NewTokens(st Accounts) *Tokens { return &Tokens{st: st} }
+
+var tenantName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// CreateTenant adds a tenant. Names are lower-case letters, digits, '.', '_' and '-'.
+func (t *Tokens) CreateTenant(ctx context.Context, name string) (Tenant, error) {
+	if !tenantName.MatchString(name) {
+		return Tenant{}, errorf(KindInvalidValue, "tenant name %q: use 1 to 63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	tn, err := t.st.CreateTenant(ctx, name)
+	if errors.Is(err, store.ErrConflict) {
+		return Tenant{}, &Error{Kind: KindUniqueness, Detail: fmt.Sprintf("tenant %q exists already", name), Err: err}
+	}
+	if err != nil {
+		return Tenant{}, AsError(err)
+	}
+	return tn, nil
+}
+
+// Tenants lists every tenant.
+func (t *Tokens) Tenants(ctx context.Context) ([]Tenant, error) {
+	ts, err := t.st.ListTenants(ctx)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	return ts, nil
+}
+
+// ParseScopes reads a comma- or space-separated scope list and checks every name.
+func ParseScopes(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if !slices.Contains(AllScopes, f) {
+			return nil, errorf(KindInvalidValue, "unknown scope %q; scopes are %s", f, strings.Join(AllScopes, ", "))
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errorf(KindInvalidValue, "name at least one scope: %s", strings.Join(AllScopes, ", "))
+	}
+	return out, nil
+}
+
+// NewSecret returns a fresh random token secret (256 bits).
+func NewSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "scimd_" + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// MinSecretLength is the shortest secret accepted from an operator.
+const MinSecretLength = 20
+
+// IssueToken creates a token for the named tenant. With secret empty a random one is
+// made; the secret is returned once and only its hash is stored.
+func (t *Tokens) IssueToken(ctx context.Context, tenant string, scopes []string, secret string) (string, error) {
+	tn, err := t.st.TenantByName(ctx, tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist; create it with: scimd tenant create %s", tenant, tenant), Err: err}
+	}
+	if err != nil {
+		return "", AsError(err)
+	}
+	if secret == "" {
+		if secret, err = NewSecret(); err != nil {
+			return "", AsError(err)
+		}
+	} else if len(secret) < MinSecretLength {
+		return "", errorf(KindInvalidValue, "a token must be at least %d characters long", MinSecretLength)
+	}
+	h := sha256.Sum256([]byte(secret))
+	if _, err := t.st.CreateToken(ctx, store.Token{TenantID: tn.ID, Hash: h[:], Scopes: scopes}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return "", &Error{Kind: KindUniqueness, Detail: "this token exists already", Err: err}
+		}
+		return "", AsError(err)
+	}
+	return secret, nil
+}
+
+// Authenticate finds the token whose secret this is.
+func (t *Tokens) Authenticate(ctx context.Context, secret string) (Principal, error) {
+	if secret == "" {
+		return Principal{}, errorf(KindUnauthorized, "missing credentials: send Authorization: Bearer <token>")
+	}
+	h := sha256.Sum256([]byte(secret))
+	tok, err := t.st.TokenByHash(ctx, h[:])
+	if errors.Is(err, store.ErrNotFound) || err == nil && (tok.RevokedAt != nil || subtle.ConstantTimeCompare(tok.Hash, h[:]) != 1) {
+		return Principal{}, errorf(KindUnauthorized, "the token is not valid")
+	}
+	if err != nil {
+		return Principal{}, AsError(err)
+	}
+	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes}, nil
+}
+
+// Bootstrap prepares a fresh install. With secret set, the default tenant is created
+// if needed and, if it has no token yet, gets exactly this one. With secret empty,
+// and only when there is no tenant at all, the default tenant is created with a random
+// token. It returns the secret it created ("" when it created none).
+func (t *Tokens) Bootstrap(ctx context.Context, secret string) (string, error) {
+	if secret == "" {
+		ts, err := t.st.ListTenants(ctx)
+		if err != nil || len(ts) > 0 {
+			return "", err
+		}
+	}
+	tn, err := t.st.TenantByName(ctx, DefaultTenant)
+	if errors.Is(err, store.ErrNotFound) {
+		tn, err = t.CreateTenant(ctx, DefaultTenant)
+	}
+	if err != nil {
+		return "", AsError(err)
+	}
+	n, err := t.st.CountTokens(ctx, tn.ID)
+	if err != nil || n > 0 {
+		return "", err
+	}
+	return t.IssueToken(ctx, DefaultTenant, AllScopes, secret)
+}

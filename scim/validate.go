@@ -1,0 +1,172 @@
+package scim
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scimd/scimd/schemas"
+)
+
+// validateValue checks v against attribute a (RFC 7643 §2.3) and returns it in
+// canonical form: sub-attribute names in schema casing, numbers as int64 or float64,
+// absent parts (null, empty arrays and objects) dropped. The returned nil means
+// "unassigned" (RFC 7643 §2.5). at names the value in error messages.
+func validateValue(a *schemas.Attribute, v any, at string) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if a.MultiValued {
+		var items []any
+		switch t := v.(type) {
+		case []any:
+			items = t
+		case map[string]any:
+			items = []any{t} // a lone value where a list belongs
+		default:
+			return nil, errorf(KindInvalidValue, "%s must be an array", at)
+		}
+		out := make([]any, 0, len(items))
+		for i, it := range items {
+			x, err := validateSingle(a, it, at+"["+strconv.Itoa(i)+"]")
+			if err != nil {
+				return nil, err
+			}
+			if x != nil {
+				out = append(out, x)
+			}
+		}
+		if len(out) == 0 {
+			return nil, nil
+		}
+		keepOnePrimary(out)
+		return out, nil
+	}
+	return validateSingle(a, v, at)
+}
+
+// keepOnePrimary enforces RFC 7643 §2.4: "primary" true appears no more than once.
+// The last value marked primary keeps it.
+func keepOnePrimary(items []any) {
+	last := -1
+	for i, it := range items {
+		if m, ok := it.(map[string]any); ok && m["primary"] == true {
+			last = i
+		}
+	}
+	for i, it := range items {
+		if m, ok := it.(map[string]any); ok && i != last && m["primary"] == true {
+			delete(m, "primary")
+		}
+	}
+}
+
+func validateSingle(a *schemas.Attribute, v any, at string) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch a.Type {
+	case schemas.Complex:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, errorf(KindInvalidValue, "%s must be an object", at)
+		}
+		out := make(map[string]any, len(m))
+		for k, x := range m {
+			sub := a.Sub(k)
+			if sub == nil {
+				continue // RFC 7644 §3.3: unknown attributes may be ignored
+			}
+			if _, dup := out[sub.Name]; dup {
+				return nil, errorf(KindInvalidSyntax, "%s.%s is given twice", at, sub.Name)
+			}
+			y, err := validateValue(sub, x, at+"."+sub.Name)
+			if err != nil {
+				return nil, err
+			}
+			if y != nil {
+				out[sub.Name] = y
+			}
+		}
+		if len(out) == 0 {
+			return nil, nil
+		}
+		return out, nil
+	case schemas.String, schemas.Reference:
+		s, ok := v.(string)
+		if !ok {
+			return nil, errorf(KindInvalidValue, "%s must be a string", at)
+		}
+		if len(s) > maxStringLen {
+			return nil, errorf(KindInvalidValue, "%s is longer than %d bytes", at, maxStringLen)
+		}
+		return s, nil
+	case schemas.Binary:
+		s, ok := v.(string)
+		if !ok {
+			return nil, errorf(KindInvalidValue, "%s must be a base64 string", at)
+		}
+		if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+			return nil, errorf(KindInvalidValue, "%s is not valid base64", at)
+		}
+		return s, nil
+	case schemas.Boolean:
+		switch t := v.(type) {
+		case bool:
+			return t, nil
+		case string:
+			// Some clients send "True"/"False"; accept them as booleans.
+			if b, err := strconv.ParseBool(t); err == nil {
+				return b, nil
+			}
+		}
+		return nil, errorf(KindInvalidValue, "%s must be a boolean (true or false)", at)
+	case schemas.Integer:
+		n, ok := number(v)
+		if !ok || n != math.Trunc(n) || math.Abs(n) > 1<<53 {
+			return nil, errorf(KindInvalidValue, "%s must be an integer", at)
+		}
+		return int64(n), nil
+	case schemas.Decimal:
+		n, ok := number(v)
+		if !ok {
+			return nil, errorf(KindInvalidValue, "%s must be a number", at)
+		}
+		return n, nil
+	case schemas.DateTime:
+		s, ok := v.(string)
+		if !ok {
+			return nil, errorf(KindInvalidValue, "%s must be a dateTime string", at)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+			return nil, errorf(KindInvalidValue, "%s: %q is not an RFC 3339 dateTime such as 2024-05-01T12:00:00Z", at, s)
+		}
+		return s, nil
+	}
+	return nil, errorf(KindInvalidValue, "%s has an unsupported type", at)
+}
+
+func number(v any) (float64, bool) {
+	switch t := v.(type) {
+	case json.Number:
+		f, err := t.Float64()
+		return f, err == nil
+	case float64:
+		return t, true
+	case int64:
+		return float64(t), true
+	case int:
+		return float64(t), true
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// maxStringLen bounds one string value, so that no single attribute can carry a
+// body-sized payload into an index.
+const maxStringLen = 64 << 10

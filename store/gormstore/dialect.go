@@ -1,0 +1,35 @@
+package gormstore
+
+import "gorm.io/gorm"
+
+// Dialect is what differs between the SQL databases scimd runs on.
+type Dialect interface {
+	// Name is "sqlite" or "postgres".
+	Name() string
+	// Types returns the column types for JSON documents, timestamps and booleans.
+	Types() (json, timestamp, boolean string)
+	// JSONText returns a SQL expression for the scalar at keys inside the JSON
+	// column or element expression doc, as text for strings, or NULL when absent.
+	JSONText(doc string, keys ...string) string
+	// JSONElements returns a FROM item iterating the array at keys inside doc under
+	// alias, and the SQL expression of one element.
+	JSONElements(doc, alias string, keys ...string) (from, elem string)
+	// JSONBool returns the parameter a JSONText expression equals for b.
+	JSONBool(b bool) any
+	// JSONNumber wraps a JSONText expression so it compares as a number.
+	JSONNumber(expr string) string
+	// Lower folds a text expression's case the way strings.ToLower does.
+	Lower(expr string) string
+	// Match returns a condition that text expr contains (op "co"), starts with
+	// ("sw") or ends with ("ew") the literal lit, and the one parameter it binds.
+	// With caseExact false, expr and lit are already case-folded.
+	Match(expr, op, lit string, caseExact bool) (sql string, arg any)
+	// Ordered makes a text expression compare by code point for < and >.
+	Ordered(expr string) string
+	// ForUpdate is the clause that locks a selected row for the transaction.
+	ForUpdate() string
+	// IsUniqueViolation reports whether err is a unique-constraint violation.
+	IsUniqueViolation(err error) bool
+	// LockMigrations serialises concurrent migrations inside tx.
+	LockMigrations(tx *gorm.DB) error
+}

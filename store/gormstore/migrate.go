@@ -1,0 +1,119 @@
+package gormstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// migrations are applied in order, each once. Never edit
+// one that has shipped: add another. {{json}}, {{time}} and {{bool}} are the dialect's
+// column types.
+var migrations = []string{
+	// 1: tenants, tokens, users, groups, memberships.
+	`CREATE TABLE tenants (
+		id VARCHAR(36) PRIMARY KEY,
+		name VARCHAR(255) NOT NULL,
+		created {{time}} NOT NULL
+	);
+	CREATE UNIQUE INDEX tenants_name ON tenants (name);
+	CREATE TABLE api_tokens (
+		id VARCHAR(36) PRIMARY KEY,
+		tenant_id VARCHAR(36) NOT NULL REFERENCES tenants (id),
+		hash VARCHAR(64) NOT NULL,
+		scopes VARCHAR(255) NOT NULL,
+		created {{time}} NOT NULL,
+		revoked_at {{time}} NULL
+	);
+	CREATE UNIQUE INDEX api_tokens_hash ON api_tokens (hash);
+	CREATE INDEX api_tokens_tenant ON api_tokens (tenant_id);
+	CREATE TABLE users (
+		tenant_id VARCHAR(36) NOT NULL REFERENCES tenants (id),
+		id VARCHAR(36) NOT NULL,
+		external_id TEXT NULL,
+		user_name TEXT NOT NULL,
+		user_name_lower TEXT NOT NULL,
+		display_name TEXT NULL,
+		display_name_lower TEXT NULL,
+		active {{bool}} NULL,
+		data {{json}} NOT NULL,
+		password_hash TEXT NOT NULL DEFAULT '',
+		version BIGINT NOT NULL,
+		created {{time}} NOT NULL,
+		last_modified {{time}} NOT NULL,
+		PRIMARY KEY (tenant_id, id)
+	);
+	CREATE UNIQUE INDEX users_user_name ON users (tenant_id, user_name_lower);
+	CREATE INDEX users_external_id ON users (tenant_id, external_id);
+	CREATE INDEX users_display_name ON users (tenant_id, display_name_lower);
+	CREATE INDEX users_created ON users (tenant_id, created, id);
+	CREATE TABLE "groups" (
+		tenant_id VARCHAR(36) NOT NULL REFERENCES tenants (id),
+		id VARCHAR(36) NOT NULL,
+		external_id TEXT NULL,
+		display_name TEXT NULL,
+		display_name_lower TEXT NULL,
+		data {{json}} NOT NULL,
+		version BIGINT NOT NULL,
+		created {{time}} NOT NULL,
+		last_modified {{time}} NOT NULL,
+		PRIMARY KEY (tenant_id, id)
+	);
+	CREATE INDEX groups_external_id ON "groups" (tenant_id, external_id);
+	CREATE INDEX groups_display_name ON "groups" (tenant_id, display_name_lower);
+	CREATE INDEX groups_created ON "groups" (tenant_id, created, id);
+	CREATE TABLE group_members (
+		tenant_id VARCHAR(36) NOT NULL,
+		group_id VARCHAR(36) NOT NULL,
+		member_id VARCHAR(36) NOT NULL,
+		member_type VARCHAR(5) NOT NULL,
+		PRIMARY KEY (tenant_id, group_id, member_id)
+	);
+	CREATE INDEX group_members_member ON group_members (tenant_id, member_id);`,
+}
+
+// Migrate brings the schema up to date in one transaction. Concurrent callers (several
+// replicas starting at once) are serialised by the dialect's lock, and each version is
+// applied once.
+func (s *Store) Migrate(ctx context.Context) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.d.LockMigrations(tx); err != nil {
+			return fmt.Errorf("lock migrations: %w", err)
+		}
+		if err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied ` + s.timeType + ` NOT NULL)`).Error; err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var applied int64
+		if err := tx.Raw(`SELECT COALESCE(max(version), 0) FROM schema_migrations`).Scan(&applied).Error; err != nil {
+			return err
+		}
+		if int(applied) > len(migrations) {
+			return fmt.Errorf("the database is at schema version %d, newer than this scimd (%d): upgrade scimd", applied, len(migrations))
+		}
+		for i := int(applied); i < len(migrations); i++ {
+			for _, stmt := range strings.Split(s.expand(migrations[i]), ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("migration %d: %w", i+1, err)
+				}
+			}
+			if err := tx.Exec(`INSERT INTO schema_migrations (version, applied) VALUES (?, ?)`, i+1, now()).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) expand(m string) string {
+	json, ts, b := s.d.Types()
+	return strings.NewReplacer("{{json}}", json, "{{time}}", ts, "{{bool}}", b).Replace(m)
+}
+
+// now is the store's clock: UTC, truncated to the microsecond both databases keep.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

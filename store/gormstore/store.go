@@ -1,0 +1,580 @@
+package gormstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+	"gorm.io/gorm"
+
+	"github.com/scimd/scimd/store"
+)
+
+// Store is the gorm-backed store.Store.
+type Store struct {
+	db       *gorm.DB
+	d        Dialect
+	log      *zap.Logger
+	timeType string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store over db speaking dialect d.
+func New(db *gorm.DB, d Dialect, log *zap.Logger) *Store {
+	_, ts, _ := d.Types()
+	return &Store{db: db, d: d, log: log.Named("store"), timeType: ts}
+}
+
+// DB returns the underlying handle, for tests and benchmarks that measure the
+// database alone.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+func newID() string { return uuid.NewString() }
+
+// ---- tenants and tokens
+
+type tenantRow struct {
+	ID      string
+	Name    string
+	Created time.Time
+}
+
+func (r tenantRow) tenant() store.Tenant {
+	return store.Tenant{ID: r.ID, Name: r.Name, Created: r.Created}
+}
+
+// CreateTenant adds a tenant; a taken name is ErrConflict.
+func (s *Store) CreateTenant(ctx context.Context, name string) (store.Tenant, error) {
+	t := store.Tenant{ID: newID(), Name: name, Created: now()}
+	err := s.db.WithContext(ctx).Exec(`INSERT INTO tenants (id, name, created) VALUES (?, ?, ?)`, t.ID, t.Name, t.Created).Error
+	if err != nil {
+		return store.Tenant{}, s.writeErr(err)
+	}
+	return t, nil
+}
+
+func (s *Store) tenantWhere(ctx context.Context, where string, arg any) (store.Tenant, error) {
+	var rows []tenantRow
+	if err := s.db.WithContext(ctx).Raw(`SELECT id, name, created FROM tenants WHERE `+where, arg).Scan(&rows).Error; err != nil {
+		return store.Tenant{}, s.readErr(err)
+	}
+	if len(rows) == 0 {
+		return store.Tenant{}, store.ErrNotFound
+	}
+	return rows[0].tenant(), nil
+}
+
+// TenantByName finds a tenant by its unique name.
+func (s *Store) TenantByName(ctx context.Context, name string) (store.Tenant, error) {
+	return s.tenantWhere(ctx, "name = ?", name)
+}
+
+// TenantByID finds a tenant by id.
+func (s *Store) TenantByID(ctx context.Context, id string) (store.Tenant, error) {
+	return s.tenantWhere(ctx, "id = ?", id)
+}
+
+// ListTenants returns every tenant by name.
+func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
+	var rows []tenantRow
+	if err := s.db.WithContext(ctx).Raw(`SELECT id, name, created FROM tenants ORDER BY name`).Scan(&rows).Error; err != nil {
+		return nil, s.readErr(err)
+	}
+	out := make([]store.Tenant, len(rows))
+	for i, r := range rows {
+		out[i] = r.tenant()
+	}
+	return out, nil
+}
+
+type tokenRow struct {
+	ID        string
+	TenantID  string
+	Hash      string
+	Scopes    string
+	Created   time.Time
+	RevokedAt *time.Time
+}
+
+// CreateToken stores a token's hash and scopes.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, error) {
+	if t.ID == "" {
+		t.ID = newID()
+	}
+	t.Created = now()
+	err := s.db.WithContext(ctx).Exec(`INSERT INTO api_tokens (id, tenant_id, hash, scopes, created) VALUES (?, ?, ?, ?, ?)`,
+		t.ID, t.TenantID, fmt.Sprintf("%x", t.Hash), strings.Join(t.Scopes, " "), t.Created).Error
+	if err != nil {
+		return store.Token{}, s.writeErr(err)
+	}
+	return t, nil
+}
+
+// TokenByHash finds a token by the SHA-256 of its secret.
+func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
+	var rows []tokenRow
+	err := s.db.WithContext(ctx).Raw(`SELECT id, tenant_id, hash, scopes, created, revoked_at FROM api_tokens WHERE hash = ?`,
+		fmt.Sprintf("%x", hash)).Scan(&rows).Error
+	if err != nil {
+		return store.Token{}, s.readErr(err)
+	}
+	if len(rows) == 0 {
+		return store.Token{}, store.ErrNotFound
+	}
+	r := rows[0]
+	var h []byte
+	fmt.Sscanf(r.Hash, "%x", &h)
+	return store.Token{ID: r.ID, TenantID: r.TenantID, Hash: h, Scopes: strings.Fields(r.Scopes), Created: r.Created, RevokedAt: r.RevokedAt}, nil
+}
+
+// CountTokens counts the tenant's tokens that are not revoked.
+func (s *Store) CountTokens(ctx context.Context, tenantID string) (int, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Raw(`SELECT count(*) FROM api_tokens WHERE tenant_id = ? AND revoked_at IS NULL`, tenantID).Scan(&n).Error
+	return int(n), s.readErr(err)
+}
+
+// ---- resources
+
+type resourceRow struct {
+	TenantID     string
+	ID           string
+	ExternalID   *string
+	UserName     string
+	DisplayName  *string
+	Active       *bool
+	Data         string
+	PasswordHash string
+	Version      int64
+	Created      time.Time
+	LastModified time.Time
+}
+
+func (r *resourceRow) resource(kind store.Kind) *store.Resource {
+	return &store.Resource{
+		TenantID: r.TenantID, Kind: kind, ID: r.ID, ExternalID: r.ExternalID, UserName: r.UserName,
+		DisplayName: r.DisplayName, Active: r.Active, Doc: []byte(r.Data), PasswordHash: r.PasswordHash,
+		Version: r.Version, Created: r.Created.UTC(), LastModified: r.LastModified.UTC(),
+	}
+}
+
+const (
+	userCols  = "t.tenant_id, t.id, t.external_id, t.user_name, t.display_name, t.active, t.data, t.password_hash, t.version, t.created, t.last_modified"
+	groupCols = "t.tenant_id, t.id, t.external_id, t.display_name, t.data, t.version, t.created, t.last_modified"
+)
+
+func table(kind store.Kind) string {
+	if kind == store.KindGroup {
+		return `"groups"`
+	}
+	return "users"
+}
+
+func cols(kind store.Kind) string {
+	if kind == store.KindGroup {
+		return groupCols
+	}
+	return userCols
+}
+
+func lowerPtr(s *string) *string {
+	if s == nil {
+		return nil
+	}
+	l := strings.ToLower(*s)
+	return &l
+}
+
+// Create inserts a resource and, for a group, its members, in one transaction.
+func (s *Store) Create(ctx context.Context, r *store.Resource) error {
+	if r.ID == "" {
+		r.ID = newID()
+	}
+	r.Version = 1
+	r.Created = now()
+	r.LastModified = r.Created
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		var err error
+		if r.Kind == store.KindGroup {
+			err = tx.Exec(`INSERT INTO "groups" (tenant_id, id, external_id, display_name, display_name_lower, data, version, created, last_modified)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				r.TenantID, r.ID, r.ExternalID, r.DisplayName, lowerPtr(r.DisplayName), string(r.Doc), r.Version, r.Created, r.LastModified).Error
+		} else {
+			err = tx.Exec(`INSERT INTO users (tenant_id, id, external_id, user_name, user_name_lower, display_name, display_name_lower, active, data, password_hash, version, created, last_modified)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				r.TenantID, r.ID, r.ExternalID, r.UserName, strings.ToLower(r.UserName), r.DisplayName, lowerPtr(r.DisplayName),
+				r.Active, string(r.Doc), r.PasswordHash, r.Version, r.Created, r.LastModified).Error
+		}
+		if err != nil {
+			return s.writeErr(err)
+		}
+		if r.Kind == store.KindGroup && len(r.Members) > 0 {
+			members, err := s.addMembers(tx, r.TenantID, r.ID, r.Members)
+			if err != nil {
+				return err
+			}
+			r.Members = members
+		}
+		return nil
+	})
+}
+
+// Get returns one resource of the tenant.
+func (s *Store) Get(ctx context.Context, tenantID string, kind store.Kind, id string, opts store.ReadOptions) (*store.Resource, error) {
+	db := s.db.WithContext(ctx)
+	r, err := s.getRow(db, tenantID, kind, id, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.fill(db, tenantID, []*store.Resource{r}, opts); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (s *Store) getRow(db *gorm.DB, tenantID string, kind store.Kind, id, lock string) (*store.Resource, error) {
+	var rows []resourceRow
+	q := `SELECT ` + cols(kind) + ` FROM ` + table(kind) + ` AS t WHERE t.tenant_id = ? AND t.id = ?` + lock
+	if err := db.Raw(q, tenantID, id).Scan(&rows).Error; err != nil {
+		return nil, s.readErr(err)
+	}
+	if len(rows) == 0 {
+		return nil, store.ErrNotFound
+	}
+	return rows[0].resource(kind), nil
+}
+
+// List returns one page of the tenant's resources matching opts.Filter, oldest first.
+func (s *Store) List(ctx context.Context, tenantID string, kind store.Kind, opts store.ListOptions) (store.ListResult, error) {
+	where := "t.tenant_id = ?"
+	args := []any{tenantID}
+	if opts.Filter != nil {
+		cond, fargs, err := compileFilter(s.d, kind, opts.Filter)
+		if err != nil {
+			return store.ListResult{}, err
+		}
+		where += " AND (" + cond + ")"
+		args = append(args, fargs...)
+	}
+	db := s.db.WithContext(ctx)
+	var total int64
+	if err := db.Raw(`SELECT count(*) FROM `+table(kind)+` AS t WHERE `+where, args...).Scan(&total).Error; err != nil {
+		return store.ListResult{}, s.readErr(err)
+	}
+	res := store.ListResult{Total: int(total), Resources: []*store.Resource{}}
+	start := max(opts.StartIndex, 1)
+	if opts.Count <= 0 || start > int(total) {
+		return res, nil
+	}
+	var rows []resourceRow
+	q := `SELECT ` + cols(kind) + ` FROM ` + table(kind) + ` AS t WHERE ` + where + ` ORDER BY t.created, t.id LIMIT ? OFFSET ?`
+	if err := db.Raw(q, append(args, opts.Count, start-1)...).Scan(&rows).Error; err != nil {
+		return store.ListResult{}, s.readErr(err)
+	}
+	for i := range rows {
+		res.Resources = append(res.Resources, rows[i].resource(kind))
+	}
+	if err := s.fill(db, tenantID, res.Resources, opts.ReadOptions); err != nil {
+		return store.ListResult{}, err
+	}
+	return res, nil
+}
+
+// chunk is how many values go into one IN list, well under every database's
+// parameter limit.
+const chunk = 500
+
+// fill loads members of groups and groups of users for rs, one query per chunk.
+func (s *Store) fill(db *gorm.DB, tenantID string, rs []*store.Resource, opts store.ReadOptions) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	byID := make(map[string]*store.Resource, len(rs))
+	ids := make([]string, 0, len(rs))
+	for _, r := range rs {
+		byID[r.ID] = r
+		ids = append(ids, r.ID)
+	}
+	kind := rs[0].Kind
+	for lo := 0; lo < len(ids); lo += chunk {
+		part := ids[lo:min(lo+chunk, len(ids))]
+		switch {
+		case kind == store.KindGroup && opts.Members:
+			var rows []struct {
+				GroupID, MemberID, MemberType string
+				Display                       *string
+			}
+			err := db.Raw(`SELECT m.group_id, m.member_id, m.member_type,
+					COALESCE(u.display_name, u.user_name, g.display_name) AS display
+				FROM group_members AS m
+				LEFT JOIN users AS u ON m.member_type = 'User' AND u.tenant_id = m.tenant_id AND u.id = m.member_id
+				LEFT JOIN "groups" AS g ON m.member_type = 'Group' AND g.tenant_id = m.tenant_id AND g.id = m.member_id
+				WHERE m.tenant_id = ? AND m.group_id IN ? ORDER BY m.group_id, m.member_id`, tenantID, part).Scan(&rows).Error
+			if err != nil {
+				return s.readErr(err)
+			}
+			for _, row := range rows {
+				m := store.Member{Value: row.MemberID, Type: store.Kind(row.MemberType)}
+				if row.Display != nil {
+					m.Display = *row.Display
+				}
+				g := byID[row.GroupID]
+				g.Members = append(g.Members, m)
+			}
+		case kind == store.KindUser && opts.Groups:
+			var rows []struct {
+				MemberID, GroupID string
+				Display           *string
+			}
+			err := db.Raw(`SELECT m.member_id, m.group_id, g.display_name AS display
+				FROM group_members AS m JOIN "groups" AS g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+				WHERE m.tenant_id = ? AND m.member_id IN ? ORDER BY m.member_id, m.group_id`, tenantID, part).Scan(&rows).Error
+			if err != nil {
+				return s.readErr(err)
+			}
+			for _, row := range rows {
+				ref := store.GroupRef{Value: row.GroupID}
+				if row.Display != nil {
+					ref.Display = *row.Display
+				}
+				u := byID[row.MemberID]
+				u.Groups = append(u.Groups, ref)
+			}
+		}
+	}
+	return nil
+}
+
+// Update runs fn on the locked, current resource and writes the result back with a
+// new version, together with fn's membership change, in one transaction.
+func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id string, fn store.Updater) (*store.Resource, error) {
+	var out *store.Resource
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		cur, err := s.getRow(tx, tenantID, kind, id, s.d.ForUpdate())
+		if err != nil {
+			return err
+		}
+		prev := cur.Version
+		mc, err := fn(cur)
+		if err != nil {
+			return err
+		}
+		cur.TenantID, cur.Kind, cur.ID = tenantID, kind, id
+		cur.Version = prev + 1
+		cur.LastModified = now()
+		var res *gorm.DB
+		if kind == store.KindGroup {
+			res = tx.Exec(`UPDATE "groups" SET external_id = ?, display_name = ?, display_name_lower = ?, data = ?, version = ?, last_modified = ?
+				WHERE tenant_id = ? AND id = ? AND version = ?`,
+				cur.ExternalID, cur.DisplayName, lowerPtr(cur.DisplayName), string(cur.Doc), cur.Version, cur.LastModified, tenantID, id, prev)
+		} else {
+			res = tx.Exec(`UPDATE users SET external_id = ?, user_name = ?, user_name_lower = ?, display_name = ?, display_name_lower = ?, active = ?,
+				data = ?, password_hash = ?, version = ?, last_modified = ? WHERE tenant_id = ? AND id = ? AND version = ?`,
+				cur.ExternalID, cur.UserName, strings.ToLower(cur.UserName), cur.DisplayName, lowerPtr(cur.DisplayName), cur.Active,
+				string(cur.Doc), cur.PasswordHash, cur.Version, cur.LastModified, tenantID, id, prev)
+		}
+		if res.Error != nil {
+			return s.writeErr(res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return store.ErrPrecondition
+		}
+		for i := range mc {
+			if kind != store.KindGroup || mc[i].Empty() {
+				continue
+			}
+			if err := s.changeMembers(tx, tenantID, id, &mc[i]); err != nil {
+				return err
+			}
+		}
+		out = cur
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) changeMembers(tx *gorm.DB, tenantID, groupID string, mc *store.MemberChange) error {
+	if mc.Replace {
+		if err := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND group_id = ?`, tenantID, groupID).Error; err != nil {
+			return s.writeErr(err)
+		}
+	}
+	for lo := 0; lo < len(mc.Remove); lo += chunk {
+		part := mc.Remove[lo:min(lo+chunk, len(mc.Remove))]
+		if err := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? AND member_id IN ?`, tenantID, groupID, part).Error; err != nil {
+			return s.writeErr(err)
+		}
+	}
+	if mc.RemoveWhere != nil {
+		cond, args, err := compileMemberFilter(s.d, mc.RemoveWhere)
+		if err != nil {
+			return err
+		}
+		args = append([]any{tenantID, groupID}, args...)
+		if err := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? AND (`+cond+`)`, args...).Error; err != nil {
+			return s.writeErr(err)
+		}
+	}
+	if len(mc.Add) > 0 {
+		if _, err := s.addMembers(tx, tenantID, groupID, mc.Add); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addMembers resolves each member's type from its own row (a member must be a user or
+// group of the same tenant) and inserts the memberships that do not exist yet.
+func (s *Store) addMembers(tx *gorm.DB, tenantID, groupID string, members []store.Member) ([]store.Member, error) {
+	seen := make(map[string]bool, len(members))
+	ids := make([]string, 0, len(members))
+	for _, m := range members {
+		if !seen[m.Value] {
+			seen[m.Value] = true
+			ids = append(ids, m.Value)
+		}
+	}
+	if seen[groupID] {
+		return nil, &store.MemberError{Missing: []string{groupID}, Self: true}
+	}
+	types := make(map[string]store.Kind, len(ids))
+	for lo := 0; lo < len(ids); lo += chunk {
+		part := ids[lo:min(lo+chunk, len(ids))]
+		var rows []struct{ ID, Kind string }
+		err := tx.Raw(`SELECT id, 'User' AS kind FROM users WHERE tenant_id = ? AND id IN ?
+			UNION ALL SELECT id, 'Group' AS kind FROM "groups" WHERE tenant_id = ? AND id IN ?`, tenantID, part, tenantID, part).Scan(&rows).Error
+		if err != nil {
+			return nil, s.readErr(err)
+		}
+		for _, r := range rows {
+			types[r.ID] = store.Kind(r.Kind)
+		}
+	}
+	var missing []string
+	out := make([]store.Member, 0, len(ids))
+	for _, id := range ids {
+		k, ok := types[id]
+		if !ok {
+			missing = append(missing, id)
+			continue
+		}
+		out = append(out, store.Member{Value: id, Type: k})
+	}
+	if len(missing) > 0 {
+		return nil, &store.MemberError{Missing: missing}
+	}
+	const perInsert = 200
+	for lo := 0; lo < len(out); lo += perInsert {
+		part := out[lo:min(lo+perInsert, len(out))]
+		var sb strings.Builder
+		args := make([]any, 0, len(part)*4)
+		sb.WriteString(`INSERT INTO group_members (tenant_id, group_id, member_id, member_type) VALUES `)
+		for i, m := range part {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?, ?, ?, ?)")
+			args = append(args, tenantID, groupID, m.Value, string(m.Type))
+		}
+		sb.WriteString(` ON CONFLICT DO NOTHING`)
+		if err := tx.Exec(sb.String(), args...).Error; err != nil {
+			return nil, s.writeErr(err)
+		}
+	}
+	return out, nil
+}
+
+// Delete removes a resource and every membership naming it; the groups that lose a
+// member get a new version.
+func (s *Store) Delete(ctx context.Context, tenantID string, kind store.Kind, id string, ifVersion int64) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		cur, err := s.getRow(tx, tenantID, kind, id, s.d.ForUpdate())
+		if err != nil {
+			return err
+		}
+		if ifVersion != 0 && cur.Version != ifVersion {
+			return store.ErrPrecondition
+		}
+		if err := tx.Exec(`UPDATE "groups" SET version = version + 1, last_modified = ?
+			WHERE tenant_id = ? AND id IN (SELECT group_id FROM group_members WHERE tenant_id = ? AND member_id = ?)`,
+			now(), tenantID, tenantID, id).Error; err != nil {
+			return s.writeErr(err)
+		}
+		if err := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND member_id = ?`, tenantID, id).Error; err != nil {
+			return s.writeErr(err)
+		}
+		if kind == store.KindGroup {
+			if err := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND group_id = ?`, tenantID, id).Error; err != nil {
+				return s.writeErr(err)
+			}
+		}
+		return s.writeErr(tx.Exec(`DELETE FROM `+table(kind)+` WHERE tenant_id = ? AND id = ?`, tenantID, id).Error)
+	})
+}
+
+func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	err := s.db.WithContext(ctx).Transaction(fn)
+	if err != nil && isConnErr(err) {
+		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+func (s *Store) writeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if s.d.IsUniqueViolation(err) {
+		return fmt.Errorf("%w: %v", store.ErrConflict, err)
+	}
+	return s.readErr(err)
+}
+
+func (s *Store) readErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if isConnErr(err) {
+		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// isConnErr reports whether err means the database could not be reached, as
+// opposed to a query it refused.
+func isConnErr(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &op)
+}

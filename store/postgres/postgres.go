@@ -1,0 +1,103 @@
+// Package postgres opens scimd's production backend. Several scimd replicas may share
+// one database: writes lock their row, uniqueness is a unique index, and migrations
+// take an advisory lock.
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/scimd/scimd/store/gormstore"
+)
+
+// Open connects to the PostgreSQL database at dsn (a postgres:// URL).
+func Open(dsn string, log *zap.Logger) (*gormstore.Store, error) {
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	sqlDB.SetMaxOpenConns(32)
+	sqlDB.SetMaxIdleConns(32)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	return gormstore.New(db, Dialect{}, log), nil
+}
+
+// Dialect is PostgreSQL's gormstore.Dialect (JSON as jsonb).
+type Dialect struct{}
+
+var _ gormstore.Dialect = Dialect{}
+
+// Name implements gormstore.Dialect.
+func (Dialect) Name() string { return "postgres" }
+
+// Types implements gormstore.Dialect.
+func (Dialect) Types() (string, string, string) { return "JSONB", "TIMESTAMPTZ", "BOOLEAN" }
+
+func jsonPath(keys []string) string {
+	q := make([]string, len(keys))
+	for i, k := range keys {
+		q[i] = `"` + k + `"`
+	}
+	return "'{" + strings.Join(q, ",") + "}'"
+}
+
+// JSONText implements gormstore.Dialect.
+func (Dialect) JSONText(doc string, keys ...string) string {
+	return "(" + doc + " #>> " + jsonPath(keys) + ")"
+}
+
+// JSONElements implements gormstore.Dialect.
+func (Dialect) JSONElements(doc, alias string, keys ...string) (string, string) {
+	return "jsonb_array_elements(" + doc + " #> " + jsonPath(keys) + ") AS " + alias + "(v)", alias + ".v"
+}
+
+// JSONBool implements gormstore.Dialect: #>> yields 'true' and 'false'.
+func (Dialect) JSONBool(b bool) any {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// JSONNumber implements gormstore.Dialect.
+func (Dialect) JSONNumber(expr string) string { return "(" + expr + ")::numeric" }
+
+// Lower implements gormstore.Dialect.
+func (Dialect) Lower(expr string) string { return "lower(" + expr + ")" }
+
+// Match implements gormstore.Dialect: PostgreSQL's LIKE is case-sensitive.
+func (Dialect) Match(expr, op, lit string, _ bool) (string, any) {
+	return expr + ` LIKE ? ESCAPE '\'`, gormstore.LikePattern(op, lit)
+}
+
+// Ordered implements gormstore.Dialect: compare by code point, not by locale.
+func (Dialect) Ordered(expr string) string { return expr + ` COLLATE "C"` }
+
+// ForUpdate implements gormstore.Dialect.
+func (Dialect) ForUpdate() string { return " FOR UPDATE" }
+
+// IsUniqueViolation implements gormstore.Dialect.
+func (Dialect) IsUniqueViolation(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "23505"
+}
+
+// LockMigrations implements gormstore.Dialect with a transaction-scoped advisory lock.
+func (Dialect) LockMigrations(tx *gorm.DB) error {
+	return tx.Exec(`SELECT pg_advisory_xact_lock(7262817)`).Error
+}

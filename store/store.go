@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/scim2/filter-parser/v2"
+)
+
+// Sentinel errors returned by every backend. Callers test them with errors.Is.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("conflict")
+	ErrPrecondition = errors.New("precondition failed")
+	// ErrInvalidFilter wraps a filter the backend cannot compile; see FilterError.
+	ErrInvalidFilter = errors.New("invalid filter")
+	// ErrInvalidMember is returned when a group member names no resource of the tenant.
+	ErrInvalidMember = errors.New("invalid member")
+	// ErrUnavailable is returned when the database cannot be reached.
+	ErrUnavailable = errors.New("database unavailable")
+)
+
+// FilterError explains why a filter was refused; it wraps ErrInvalidFilter.
+type FilterError struct{ Msg string }
+
+func (e *FilterError) Error() string { return "invalid filter: " + e.Msg }
+
+// Unwrap makes errors.Is(err, ErrInvalidFilter) hold.
+func (e *FilterError) Unwrap() error { return ErrInvalidFilter }
+
+// Filterf returns a FilterError with a formatted message.
+func Filterf(format string, args ...any) error {
+	return &FilterError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// MemberError names the member values that matched no user or group of the tenant;
+// it wraps ErrInvalidMember.
+type MemberError struct {
+	Missing []string
+	// Self is set when a group was asked to contain itself.
+	Self bool
+}
+
+func (e *MemberError) Error() string {
+	if e.Self {
+		return "a group cannot be a member of itself"
+	}
+	return fmt.Sprintf("no user or group with id %q", e.Missing)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidMember) hold.
+func (e *MemberError) Unwrap() error { return ErrInvalidMember }
+
+// Kind is a SCIM resource type name.
+type Kind string
+
+// The resource kinds scimd stores.
+const (
+	KindUser  Kind = "User"
+	KindGroup Kind = "Group"
+)
+
+// Tenant is an organisation; every resource belongs to exactly one.
+type Tenant struct {
+	ID      string
+	Name    string
+	Created time.Time
+}
+
+// Token is an API token. The secret itself is never stored, only its SHA-256.
+type Token struct {
+	ID        string
+	TenantID  string
+	Hash      []byte
+	Scopes    []string
+	Created   time.Time
+	RevokedAt *time.Time
+}
+
+// Resource is one stored SCIM resource. Doc holds the resource's attributes as JSON
+// (canonical attribute names, no id, meta, schemas, members, groups or password);
+// the other fields are the indexed columns and the server-managed values.
+type Resource struct {
+	TenantID     string
+	Kind         Kind
+	ID           string
+	ExternalID   *string
+	UserName     string // Users only
+	DisplayName  *string
+	Active       *bool // Users only
+	Doc          []byte
+	PasswordHash string // Users only; never part of Doc
+	Version      int64
+	Created      time.Time
+	LastModified time.Time
+
+	// Members of a Group, filled when ReadOptions.Members is set, and written by Create.
+	Members []Member
+	// Groups a User belongs to, filled when ReadOptions.Groups is set.
+	Groups []GroupRef
+}
+
+// Member is one membership of a group (RFC 7643 §4.2 "members").
+type Member struct {
+	Value   string
+	Type    Kind   // set by the store from the member's own row
+	Display string // set by the store on read
+}
+
+// GroupRef is one group a user belongs to (RFC 7643 §4.1.2 "groups").
+type GroupRef struct {
+	Value   string
+	Display string
+}
+
+// ReadOptions select the derived data to load with a resource.
+type ReadOptions struct {
+	Members bool
+	Groups  bool
+}
+
+// ListOptions select, order and page a list (RFC 7644 §3.4.2).
+type ListOptions struct {
+	Filter     filter.Expression
+	StartIndex int // 1-based
+	Count      int
+	ReadOptions
+}
+
+// ListResult is one page of a list and the number of all matching resources.
+type ListResult struct {
+	Total     int
+	Resources []*Resource
+}
+
+// MemberChange is one step of how an update changes a group's memberships, so that
+// one member more or less touches one row rather than the whole list. Within a step,
+// Replace runs first, then Remove, RemoveWhere and Add.
+type MemberChange struct {
+	// Replace drops every membership first.
+	Replace bool
+	Add     []Member
+	// Remove drops memberships by member id.
+	Remove []string
+	// RemoveWhere drops the memberships matching a filter over the member
+	// sub-attributes value and type (e.g. members[value eq "x"]).
+	RemoveWhere filter.Expression
+}
+
+// Empty reports whether the change does nothing.
+func (c *MemberChange) Empty() bool {
+	return (!c.Replace && len(c.Add) == 0 && len(c.Remove) == 0 && c.RemoveWhere == nil)
+}
+
+// Updater changes cur in place inside the update's transaction; for a group it may
+// return membership changes, applied in order. Returning an error aborts the update
+// and leaves everything unchanged.
+type Updater func(cur *Resource) ([]MemberChange, error)
+
+// Store is the persistence scimd needs. Every method is scoped to one tenant where it
+// takes a tenant id, and every write is one transaction.
+type Store interface {
+	Migrate(ctx context.Context) error
+	Ping(ctx context.Context) error
+	Close() error
+
+	CreateTenant(ctx context.Context, name string) (Tenant, error)
+	TenantByName(ctx context.Context, name string) (Tenant, error)
+	TenantByID(ctx context.Context, id string) (Tenant, error)
+	ListTenants(ctx context.Context) ([]Tenant, error)
+	CreateToken(ctx context.Context, t Token) (Token, error)
+	TokenByHash(ctx context.Context, hash []byte) (Token, error)
+	CountTokens(ctx context.Context, tenantID string) (int, error)
+
+	// Create inserts r (and, for a group, its Members) and fills ID if empty,
+	// Version, Created and LastModified. A userName taken case-insensitively in the
+	// tenant is ErrConflict; a member naming nothing is a MemberError.
+	Create(ctx context.Context, r *Resource) error
+	Get(ctx context.Context, tenantID string, kind Kind, id string, opts ReadOptions) (*Resource, error)
+	List(ctx context.Context, tenantID string, kind Kind, opts ListOptions) (ListResult, error)
+	// Update loads the resource, runs fn on it inside the transaction, bumps Version
+	// and LastModified, and writes it back together with fn's membership changes.
+	Update(ctx context.Context, tenantID string, kind Kind, id string, fn Updater) (*Resource, error)
+	// Delete removes the resource and every membership naming it. A non-zero
+	// ifVersion that does not match is ErrPrecondition.
+	Delete(ctx context.Context, tenantID string, kind Kind, id string, ifVersion int64) error
+}
