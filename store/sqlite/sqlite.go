@@ -50,8 +50,10 @@ func Open(path string, log *zap.Logger) (*gormstore.Store, error) {
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
 	}
+	// Do not add _time_format: this driver version stops reading parameters after it,
+	// silently dropping _txlock. Times are written in its default layout, always in
+	// UTC, which sorts as text in time order.
 	q.Set("_txlock", "immediate")
-	q.Set("_time_format", "sqlite")
 	db, err := gorm.Open(sqlite.Open("file:"+path+"?"+q.Encode()), &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/scimd/scimd/scim"
+	"github.com/scimd/scimd/scim/scimhttp"
+	"github.com/scimd/scimd/store/storetest"
+)
+
+// env is one running scimd over a real database, reached over real HTTP.
+type env struct {
+	t      *testing.T
+	srv    *httptest.Server
+	token  string // tenant "default", all scopes
+	tokens *scim.Tokens
+}
+
+// forEachBackend runs fn as a subtest per database (SQLite always, PostgreSQL when
+// configured), each with its own fresh server.
+func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
+	for _, b := range storetest.Backends(t) {
+		t.Run("db="+b.Name, func(t *testing.T) {
+			fn(t, newEnv(t, b, scimhttp.Options{MaxBodyBytes: 64 << 10}))
+		})
+	}
+}
+
+func newEnv(t *testing.T, b storetest.Backend, o scimhttp.Options) *env {
+	t.Helper()
+	st := b.Open(t)
+	log := zaptest.NewLogger(t)
+	limits := scim.DefaultLimits()
+	limits.BcryptCost = 4 // bcrypt's minimum: hashing is not what these tests measure
+	svc := scim.NewService(st, log, scim.WithLimits(limits))
+	tokens := scim.NewTokens(st)
+	secret, err := tokens.Bootstrap(context.Background(), "")
+	if err != nil || secret == "" {
+		t.Fatalf("bootstrap: %q %v", secret, err)
+	}
+	var draining atomic.Bool
+	srv := httptest.NewServer(newHandler(svc, tokens, st, log, &draining, o))
+	t.Cleanup(srv.Close)
+	return &env{t: t, srv: srv, token: secret, tokens: tokens}
+}
+
+// newTenant creates a tenant and returns a token of it with the given scopes.
+func (e *env) newTenant(name string, scopes ...string) string {
+	e.t.Helper()
+	ctx := context.Background()
+	if _, err := e.tokens.CreateTenant(ctx, name); err != nil {
+		e.t.Fatal(err)
+	}
+	secret, err := e.tokens.IssueToken(ctx, name, scopes, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return secret
+}
+
+// resp is a decoded response.
+type resp struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+// call sends a request with the default tenant's token; body may be a string (sent
+// as is) or any value (sent as JSON).
+func (e *env) call(method, path string, body any, hdr ...string) resp {
+	e.t.Helper()
+	return e.callAs(e.token, method, path, body, hdr...)
+}
+
+func (e *env) callAs(token, method, path string, body any, hdr ...string) resp {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/scim+json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := resp{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	if len(raw) > 0 && strings.HasPrefix(res.Header.Get("Content-Type"), "application/scim+json") {
+		if err := json.Unmarshal(raw, &r.body); err != nil {
+			e.t.Fatalf("%s %s: response is not a JSON object: %v\n%s", method, path, err, raw)
+		}
+	}
+	return r
+}
+
+// want fails the test unless the status is as expected.
+func (r resp) want(t *testing.T, status int) resp {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d; body: %s", r.status, status, r.raw)
+	}
+	return r
+}
+
+// wantError checks a SCIM error response (RFC 7644 §3.12).
+func (r resp) wantError(t *testing.T, status int, scimType string) {
+	t.Helper()
+	r.want(t, status)
+	if got := r.header.Get("Content-Type"); got != "application/scim+json" {
+		t.Errorf("error Content-Type %q", got)
+	}
+	if s, _ := r.body["schemas"].([]any); len(s) != 1 || s[0] != "urn:ietf:params:scim:api:messages:2.0:Error" {
+		t.Errorf("error schemas %v", r.body["schemas"])
+	}
+	if r.body["status"] != strconv.Itoa(status) {
+		t.Errorf("error status field %v, want %q (a string, RFC 7644 §3.12)", r.body["status"], strconv.Itoa(status))
+	}
+	if got, _ := r.body["scimType"].(string); got != scimType {
+		t.Errorf("scimType %q, want %q; body %s", got, scimType, r.raw)
+	}
+	if d, _ := r.body["detail"].(string); d == "" {
+		t.Errorf("error without detail: %s", r.raw)
+	}
+}
+
+// str reads a string at a dotted path of a decoded body ("meta.location").
+func str(m map[string]any, path string) string {
+	var cur any = m
+	for _, k := range strings.Split(path, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return ""
+		}
+		cur = mm[k]
+	}
+	s, _ := cur.(string)
+	return s
+}
+
+// user returns a minimal User body.
+func user(name string, extra ...any) map[string]any {
+	m := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": name}
+	for i := 0; i+1 < len(extra); i += 2 {
+		m[extra[i].(string)] = extra[i+1]
+	}
+	return m
+}
+
+func patchBody(ops ...map[string]any) map[string]any {
+	return map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}, "Operations": ops}
+}
+
+func op(o, path string, value any) map[string]any {
+	m := map[string]any{"op": o}
+	if path != "" {
+		m["path"] = path
+	}
+	if value != nil {
+		m["value"] = value
+	}
+	return m
+}
+
+func ids(r resp) []string {
+	var out []string
+	list, _ := r.body["Resources"].([]any)
+	for _, it := range list {
+		out = append(out, str(it.(map[string]any), "id"))
+	}
+	return out
+}
