@@ -12,20 +12,20 @@ type ErrorKind int
 
 // The error kinds. Those with a scimType in RFC 7644 §3.12 Table 9 say so.
 const (
-	KindInternal     ErrorKind = iota // 500
-	KindInvalidValue                  // 400 invalidValue
-	KindInvalidSyntax                 // 400 invalidSyntax
-	KindInvalidFilter                 // 400 invalidFilter
-	KindInvalidPath                   // 400 invalidPath
-	KindNoTarget                      // 400 noTarget
-	KindMutability                    // 400 mutability
-	KindTooMany                       // 400 tooMany
-	KindUniqueness                    // 409 uniqueness
-	KindNotFound                      // 404
-	KindPrecondition                  // 412
-	KindUnauthorized                  // 401
-	KindForbidden                     // 403
-	KindUnavailable                   // 503
+	KindInternal      ErrorKind = iota // 500
+	KindInvalidValue                   // 400 invalidValue
+	KindInvalidSyntax                  // 400 invalidSyntax
+	KindInvalidFilter                  // 400 invalidFilter
+	KindInvalidPath                    // 400 invalidPath
+	KindNoTarget                       // 400 noTarget
+	KindMutability                     // 400 mutability
+	KindTooMany                        // 400 tooMany
+	KindUniqueness                     // 409 uniqueness
+	KindNotFound                       // 404
+	KindPrecondition                   // 412
+	KindUnauthorized                   // 401
+	KindForbidden                      // 403
+	KindUnavailable                    // 503
 )
 
 // Error is the error every Service method returns. Detail is safe to show to the
