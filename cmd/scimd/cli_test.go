@@ -24,8 +24,8 @@ func TestCLI(t *testing.T) {
 	db := "sqlite://" + filepath.Join(t.TempDir(), "cli.db")
 	t.Run("tenant_and_token", func(t *testing.T) {
 		out, _, err := runCLI(t, "tenant", "create", "acme", "--database", db)
-		if err != nil || !regexp.MustCompile(`^[0-9a-f-]{36}\n$`).MatchString(out) {
-			t.Fatalf("tenant create: %q %v", out, err)
+		if err != nil || !regexp.MustCompile(`^scimd_[A-Za-z0-9_-]{43}\n$`).MatchString(out) {
+			t.Fatalf("tenant create must print the first token alone: %q %v", out, err)
 		}
 		if _, _, err := runCLI(t, "tenant", "create", "acme", "--database", db); err == nil || !strings.Contains(err.Error(), "exists") {
 			t.Errorf("duplicate tenant: %v", err)

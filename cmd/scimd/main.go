@@ -27,7 +27,7 @@ const usage = `scimd: a SCIM 2.0 identity server
 Usage:
   scimd serve [flags]                          run the server (migrates first)
   scimd migrate [flags]                        bring the database schema up to date
-  scimd tenant create NAME [flags]             add a tenant
+  scimd tenant create NAME [--scope S]         add a tenant; prints its first token alone on stdout
   scimd tenant list [flags]                    list tenants
   scimd token create --tenant NAME --scope S   issue an API token; prints it alone on stdout
   scimd version                                print the version
@@ -141,8 +141,9 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("tenant "+args[0], flag.ContinueOnError)
 	databaseFlags(fs, &c)
 	rest := args[1:]
-	var name string
+	var name, scopes string
 	if args[0] == "create" {
+		fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "scopes of the tenant's first token: scim, compat, admin (comma-separated)")
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			return errors.New("usage: scimd tenant create NAME [flags]")
 		}
@@ -164,11 +165,18 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	}
-	t, err := tokens.CreateTenant(ctx, name)
+	sc, err := scim.ParseScopes(scopes)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, t.ID)
+	if _, err := tokens.CreateTenant(ctx, name); err != nil {
+		return err
+	}
+	secret, err := tokens.IssueToken(ctx, name, sc, "")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, secret)
 	return nil
 }
 
