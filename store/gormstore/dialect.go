@@ -28,6 +28,9 @@ type Dialect interface {
 	Ordered(expr string) string
 	// ForUpdate is the clause that locks a selected row for the transaction.
 	ForUpdate() string
+	// ForKeyShare is the clause that keeps a selected row from being deleted until
+	// the transaction ends, the lock a foreign key check takes.
+	ForKeyShare() string
 	// IsUniqueViolation reports whether err is a unique-constraint violation.
 	IsUniqueViolation(err error) bool
 	// LockMigrations serialises concurrent migrations inside tx.

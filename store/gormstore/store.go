@@ -472,14 +472,18 @@ func (s *Store) addMembers(tx *gorm.DB, tenantID, groupID string, members []stor
 	types := make(map[string]store.Kind, len(ids))
 	for lo := 0; lo < len(ids); lo += chunk {
 		part := ids[lo:min(lo+chunk, len(ids))]
-		var rows []struct{ ID, Kind string }
-		err := tx.Raw(`SELECT id, 'User' AS kind FROM users WHERE tenant_id = ? AND id IN ?
-			UNION ALL SELECT id, 'Group' AS kind FROM "groups" WHERE tenant_id = ? AND id IN ?`, tenantID, part, tenantID, part).Scan(&rows).Error
-		if err != nil {
-			return nil, s.readErr(err)
-		}
-		for _, r := range rows {
-			types[r.ID] = store.Kind(r.Kind)
+		// Each member row stays locked against deletion until the transaction ends:
+		// a concurrent Delete either waits and then drops the new memberships, or
+		// commits first and the member is missing here.
+		for _, kind := range []store.Kind{store.KindUser, store.KindGroup} {
+			var found []string
+			err := tx.Raw(`SELECT id FROM `+table(kind)+` WHERE tenant_id = ? AND id IN ?`+s.d.ForKeyShare(), tenantID, part).Scan(&found).Error
+			if err != nil {
+				return nil, s.readErr(err)
+			}
+			for _, id := range found {
+				types[id] = kind
+			}
 		}
 	}
 	var missing []string
@@ -520,6 +524,18 @@ func (s *Store) addMembers(tx *gorm.DB, tenantID, groupID string, members []stor
 // member get a new version.
 func (s *Store) Delete(ctx context.Context, tenantID string, kind store.Kind, id string, ifVersion int64) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
+		// Lock the groups holding the resource before the resource itself: an Update
+		// of one of them locks the group, then its members (addMembers), so taking
+		// the same order makes one wait for the other instead of both deadlocking.
+		// Without row locks (SQLite) the transaction already holds the database.
+		if lock := s.d.ForUpdate(); lock != "" {
+			var held []string
+			if err := tx.Raw(`SELECT id FROM "groups" WHERE tenant_id = ? AND id IN
+				(SELECT group_id FROM group_members WHERE tenant_id = ? AND member_id = ?) ORDER BY id`+lock,
+				tenantID, tenantID, id).Scan(&held).Error; err != nil {
+				return s.readErr(err)
+			}
+		}
 		cur, err := s.getRow(tx, tenantID, kind, id, s.d.ForUpdate())
 		if err != nil {
 			return err

@@ -91,6 +91,9 @@ func (Dialect) Ordered(expr string) string { return expr + ` COLLATE "C"` }
 // ForUpdate implements gormstore.Dialect.
 func (Dialect) ForUpdate() string { return " FOR UPDATE" }
 
+// ForKeyShare implements gormstore.Dialect.
+func (Dialect) ForKeyShare() string { return " FOR KEY SHARE" }
+
 // IsUniqueViolation implements gormstore.Dialect.
 func (Dialect) IsUniqueViolation(err error) bool {
 	var pg *pgconn.PgError

@@ -126,6 +126,9 @@ func (Dialect) Ordered(expr string) string { return expr }
 // ForUpdate implements gormstore.Dialect: immediate transactions lock the database.
 func (Dialect) ForUpdate() string { return "" }
 
+// ForKeyShare implements gormstore.Dialect: immediate transactions lock the database.
+func (Dialect) ForKeyShare() string { return "" }
+
 // IsUniqueViolation implements gormstore.Dialect.
 func (Dialect) IsUniqueViolation(err error) bool {
 	return strings.Contains(err.Error(), "UNIQUE constraint failed")

@@ -1,0 +1,1684 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/scim2/filter-parser/v2"
+
+	"github.com/scimd/scimd/schemas"
+	"github.com/scimd/scimd/store"
+)
+
+// Run runs the store conformance suite against the backend open returns. Subtests are
+// named contract=<area>/<case>; every case opens its own fresh store with open(t), so
+// no case sees another's rows.
+func Run(t *testing.T, open func(t testing.TB) store.Store) {
+	for _, c := range contracts {
+		t.Run("contract="+c.area, func(t *testing.T) {
+			for _, tc := range c.cases {
+				t.Run(tc.name, func(t *testing.T) {
+					tc.run(&fixture{t: t, ctx: t.Context(), st: open(t)})
+				})
+			}
+		})
+	}
+}
+
+type contractCase struct {
+	name string
+	run  func(f *fixture)
+}
+
+var contracts = []struct {
+	area  string
+	cases []contractCase
+}{
+	{"store", []contractCase{
+		{"ping", storePing},
+		{"migrate_again", storeMigrateAgain},
+	}},
+	{"tenants", []contractCase{
+		{"create", tenantCreate},
+		{"create_conflict", tenantCreateConflict},
+		{"by_name", tenantByName},
+		{"by_id", tenantByID},
+		{"not_found", tenantNotFound},
+		{"list_ordered_by_name", tenantListOrdered},
+	}},
+	{"tokens", []contractCase{
+		{"create_by_hash", tokenByHash},
+		{"unknown_hash", tokenUnknownHash},
+		{"count", tokenCount},
+	}},
+	{"users", []contractCase{
+		{"create_fills_server_values", userCreateFills},
+		{"create_keeps_given_id", userCreateKeepsID},
+		{"get_round_trip", userGetRoundTrip},
+		{"create_conflict", userCreateConflict},
+		{"same_user_name_other_tenant", userSameNameOtherTenant},
+		{"get_not_found", userGetNotFound},
+		{"tenant_isolation", userTenantIsolation},
+		{"update", userUpdate},
+		{"update_case_only_rename", userUpdateCaseOnlyRename},
+		{"update_updater_error", userUpdateUpdaterError},
+		{"update_rename_conflict", userUpdateRenameConflict},
+		{"update_not_found", userUpdateNotFound},
+		{"delete", userDelete},
+		{"delete_drops_memberships", userDeleteDropsMemberships},
+		{"delete_if_version", userDeleteIfVersion},
+		{"delete_not_found", userDeleteNotFound},
+	}},
+	{"groups", []contractCase{
+		{"create_with_members", groupCreateWithMembers},
+		{"create_duplicate_members", groupCreateDuplicateMembers},
+		{"create_unknown_member", groupCreateUnknownMember},
+		{"create_member_of_other_tenant", groupCreateMemberOtherTenant},
+		{"create_self_member", groupCreateSelfMember},
+		{"get_members_display", groupGetMembersDisplay},
+		{"user_groups", groupUserGroups},
+		{"delete_nested_group", groupDeleteNested},
+	}},
+	{"members", []contractCase{
+		{"add", membersAdd},
+		{"add_idempotent", membersAddIdempotent},
+		{"add_unknown", membersAddUnknown},
+		{"add_self", membersAddSelf},
+		{"remove", membersRemove},
+		{"remove_where_value", membersRemoveWhereValue},
+		{"remove_where_type", membersRemoveWhereType},
+		{"remove_where_invalid_filter", membersRemoveWhereInvalid},
+		{"replace", membersReplace},
+		{"replace_with_add", membersReplaceWithAdd},
+		{"order_within_step", membersOrderWithinStep},
+		{"steps_in_order", membersStepsInOrder},
+	}},
+	{"list", []contractCase{
+		{"paging", listPaging},
+		{"order_by_creation", listOrderByCreation},
+		{"read_options", listReadOptions},
+		{"filter_users", listFilterUsers},
+		{"filter_groups", listFilterGroups},
+		{"filter_invalid", listFilterInvalid},
+	}},
+	{"concurrency", []contractCase{
+		{"update_no_lost_update", concurrentUpdates},
+		{"create_same_user_name", concurrentCreates},
+		{"delete_vs_add_member", concurrentDeleteVsMembers(false)},
+		{"delete_vs_replace_members", concurrentDeleteVsMembers(true)},
+	}},
+}
+
+// ---- fixture
+
+type fixture struct {
+	t   *testing.T
+	ctx context.Context
+	st  store.Store
+}
+
+func (f *fixture) tenant(name string) store.Tenant {
+	f.t.Helper()
+	tn, err := f.st.CreateTenant(f.ctx, name)
+	if err != nil {
+		f.t.Fatalf("CreateTenant(%q): %v", name, err)
+	}
+	return tn
+}
+
+// newUser returns an unsaved user whose document holds its userName.
+func newUser(tenantID, userName string) *store.Resource {
+	return &store.Resource{
+		TenantID: tenantID, Kind: store.KindUser, UserName: userName,
+		Doc: mustJSON(map[string]any{"userName": userName}),
+	}
+}
+
+// newGroup returns an unsaved group with the given display name and member ids.
+func newGroup(tenantID, displayName string, memberIDs ...string) *store.Resource {
+	g := &store.Resource{
+		TenantID: tenantID, Kind: store.KindGroup, DisplayName: ptr(displayName),
+		Doc: mustJSON(map[string]any{"displayName": displayName}),
+	}
+	for _, id := range memberIDs {
+		g.Members = append(g.Members, store.Member{Value: id})
+	}
+	return g
+}
+
+func (f *fixture) create(r *store.Resource) *store.Resource {
+	f.t.Helper()
+	if err := f.st.Create(f.ctx, r); err != nil {
+		f.t.Fatalf("Create(%s %q): %v", r.Kind, r.UserName+deref(r.DisplayName), err)
+	}
+	return r
+}
+
+func (f *fixture) user(tenantID, userName string) *store.Resource {
+	f.t.Helper()
+	return f.create(newUser(tenantID, userName))
+}
+
+func (f *fixture) group(tenantID, displayName string, memberIDs ...string) *store.Resource {
+	f.t.Helper()
+	return f.create(newGroup(tenantID, displayName, memberIDs...))
+}
+
+func (f *fixture) get(tenantID string, kind store.Kind, id string) *store.Resource {
+	f.t.Helper()
+	r, err := f.st.Get(f.ctx, tenantID, kind, id, store.ReadOptions{Members: true, Groups: true})
+	if err != nil {
+		f.t.Fatalf("Get(%s %s): %v", kind, id, err)
+	}
+	return r
+}
+
+func (f *fixture) gone(tenantID string, kind store.Kind, id string) {
+	f.t.Helper()
+	_, err := f.st.Get(f.ctx, tenantID, kind, id, store.ReadOptions{})
+	wantErr(f.t, err, store.ErrNotFound)
+}
+
+func (f *fixture) update(tenantID string, kind store.Kind, id string, fn store.Updater) *store.Resource {
+	f.t.Helper()
+	r, err := f.st.Update(f.ctx, tenantID, kind, id, fn)
+	if err != nil {
+		f.t.Fatalf("Update(%s %s): %v", kind, id, err)
+	}
+	return r
+}
+
+// changeMembers runs an Update of group id that returns changes and checks that the
+// group's version went up by exactly one.
+func (f *fixture) changeMembers(tenantID, id string, changes ...store.MemberChange) {
+	f.t.Helper()
+	before := f.get(tenantID, store.KindGroup, id)
+	r := f.update(tenantID, store.KindGroup, id, func(*store.Resource) ([]store.MemberChange, error) {
+		return changes, nil
+	})
+	if r.Version != before.Version+1 {
+		f.t.Errorf("Update returned version %d, want %d", r.Version, before.Version+1)
+	}
+	if got := f.get(tenantID, store.KindGroup, id).Version; got != before.Version+1 {
+		f.t.Errorf("stored version = %d after one Update, want %d", got, before.Version+1)
+	}
+}
+
+func (f *fixture) list(tenantID string, kind store.Kind, opts store.ListOptions) store.ListResult {
+	f.t.Helper()
+	res, err := f.st.List(f.ctx, tenantID, kind, opts)
+	if err != nil {
+		f.t.Fatalf("List(%s): %v", kind, err)
+	}
+	return res
+}
+
+// memberIDs returns the sorted member ids of a group.
+func (f *fixture) memberIDs(tenantID, groupID string) []string {
+	f.t.Helper()
+	return memberValues(f.get(tenantID, store.KindGroup, groupID).Members)
+}
+
+// in returns f reporting to t, a subtest of f's test, on the same store.
+func (f *fixture) in(t *testing.T) *fixture {
+	c := *f
+	c.t = t
+	return &c
+}
+
+// unchanged checks that the resource still reads back exactly as before.
+func (f *fixture) unchanged(before *store.Resource) {
+	f.t.Helper()
+	sameResource(f.t, f.get(before.TenantID, before.Kind, before.ID), before)
+}
+
+// ---- helpers
+
+func ptr[T any](v T) *T { return &v }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func parse(t testing.TB, expr string) filter.Expression {
+	t.Helper()
+	e, err := filter.ParseFilter([]byte(expr))
+	if err != nil {
+		t.Fatalf("parse filter %q: %v", expr, err)
+	}
+	return e
+}
+
+func wantErr(t testing.TB, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("err = %v, want errors.Is(err, %v)", err, want)
+	}
+}
+
+// jsonEqual compares two JSON documents semantically (key order and spacing aside).
+func jsonEqual(t testing.TB, what string, got, want []byte) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Errorf("%s: %v in %s", what, err, got)
+		return
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatalf("%s: want: %v", what, err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("%s = %s, want %s", what, got, want)
+	}
+}
+
+// memberValues returns the sorted values of ms, never nil.
+func memberValues(ms []store.Member) []string {
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, m.Value)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// sortedIDs returns vals sorted, never nil.
+func sortedIDs(vals ...string) []string {
+	out := append([]string{}, vals...)
+	slices.Sort(out)
+	return out
+}
+
+// ids returns the ids of rs in order.
+func ids(rs []*store.Resource) []string {
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+// sortMembers returns ms ordered by value, nil when empty.
+func sortMembers(ms []store.Member) []store.Member {
+	if len(ms) == 0 {
+		return nil
+	}
+	out := slices.Clone(ms)
+	slices.SortFunc(out, func(a, b store.Member) int { return strings.Compare(a.Value, b.Value) })
+	return out
+}
+
+// sortGroups returns gs ordered by value, nil when empty.
+func sortGroups(gs []store.GroupRef) []store.GroupRef {
+	if len(gs) == 0 {
+		return nil
+	}
+	out := slices.Clone(gs)
+	slices.SortFunc(out, func(a, b store.GroupRef) int { return strings.Compare(a.Value, b.Value) })
+	return out
+}
+
+// sameResource compares every stored field of two resources: columns, server values,
+// the document (semantically) and, order aside, members and groups.
+func sameResource(t testing.TB, got, want *store.Resource) {
+	t.Helper()
+	type cols struct {
+		TenantID, ID, UserName, PasswordHash string
+		Kind                                 store.Kind
+		ExternalID, DisplayName              *string
+		Active                               *bool
+		Version                              int64
+	}
+	g := cols{got.TenantID, got.ID, got.UserName, got.PasswordHash, got.Kind, got.ExternalID, got.DisplayName, got.Active, got.Version}
+	w := cols{want.TenantID, want.ID, want.UserName, want.PasswordHash, want.Kind, want.ExternalID, want.DisplayName, want.Active, want.Version}
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("columns = %s, want %s", show(g), show(w))
+	}
+	if !got.Created.Equal(want.Created) {
+		t.Errorf("Created = %v, want %v", got.Created, want.Created)
+	}
+	if !got.LastModified.Equal(want.LastModified) {
+		t.Errorf("LastModified = %v, want %v", got.LastModified, want.LastModified)
+	}
+	jsonEqual(t, "Doc", got.Doc, want.Doc)
+	if gm, wm := sortMembers(got.Members), sortMembers(want.Members); !reflect.DeepEqual(gm, wm) {
+		t.Errorf("Members = %+v, want %+v", gm, wm)
+	}
+	if gg, wg := sortGroups(got.Groups), sortGroups(want.Groups); !reflect.DeepEqual(gg, wg) {
+		t.Errorf("Groups = %+v, want %+v", gg, wg)
+	}
+}
+
+// show prints a struct with its pointers followed.
+func show(v any) string {
+	rv := reflect.ValueOf(v)
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range rv.NumField() {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fv := rv.Field(i)
+		if fv.Kind() == reflect.Pointer {
+			if fv.IsNil() {
+				fmt.Fprintf(&b, "%s:nil", rv.Type().Field(i).Name)
+				continue
+			}
+			fv = fv.Elem()
+		}
+		fmt.Fprintf(&b, "%s:%v", rv.Type().Field(i).Name, fv.Interface())
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+var errRefused = errors.New("updater refused")
+
+// ---- store
+
+func storePing(f *fixture) {
+	if err := f.st.Ping(f.ctx); err != nil {
+		f.t.Errorf("Ping: %v", err)
+	}
+}
+
+func storeMigrateAgain(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	if err := f.st.Migrate(f.ctx); err != nil {
+		f.t.Fatalf("second Migrate: %v", err)
+	}
+	f.unchanged(u)
+}
+
+// ---- tenants
+
+func tenantCreate(f *fixture) {
+	tn := f.tenant("acme")
+	if tn.ID == "" || tn.Name != "acme" || tn.Created.IsZero() {
+		f.t.Errorf("CreateTenant = %+v, want an id, name acme and a creation time", tn)
+	}
+}
+
+func tenantCreateConflict(f *fixture) {
+	first := f.tenant("acme")
+	_, err := f.st.CreateTenant(f.ctx, "acme")
+	wantErr(f.t, err, store.ErrConflict)
+	ts, err := f.st.ListTenants(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(ts) != 1 || ts[0].ID != first.ID {
+		f.t.Errorf("ListTenants = %+v, want only %+v", ts, first)
+	}
+}
+
+func sameTenant(t testing.TB, got, want store.Tenant) {
+	t.Helper()
+	if got.ID != want.ID || got.Name != want.Name || !got.Created.Equal(want.Created) {
+		t.Errorf("tenant = %+v, want %+v", got, want)
+	}
+}
+
+func tenantByName(f *fixture) {
+	want := f.tenant("acme")
+	f.tenant("globex")
+	got, err := f.st.TenantByName(f.ctx, "acme")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	sameTenant(f.t, got, want)
+}
+
+func tenantByID(f *fixture) {
+	f.tenant("acme")
+	want := f.tenant("globex")
+	got, err := f.st.TenantByID(f.ctx, want.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	sameTenant(f.t, got, want)
+}
+
+func tenantNotFound(f *fixture) {
+	f.tenant("acme")
+	for _, tc := range []struct {
+		name string
+		call func() (store.Tenant, error)
+	}{
+		{"by_name", func() (store.Tenant, error) { return f.st.TenantByName(f.ctx, "initech") }},
+		{"by_id", func() (store.Tenant, error) { return f.st.TenantByID(f.ctx, uuid.NewString()) }},
+	} {
+		f.t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.call()
+			wantErr(t, err, store.ErrNotFound)
+		})
+	}
+}
+
+func tenantListOrdered(f *fixture) {
+	for _, n := range []string{"charlie", "alpha", "bravo"} {
+		f.tenant(n)
+	}
+	ts, err := f.st.ListTenants(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var names []string
+	for _, tn := range ts {
+		names = append(names, tn.Name)
+	}
+	if want := []string{"alpha", "bravo", "charlie"}; !slices.Equal(names, want) {
+		f.t.Errorf("ListTenants names = %q, want %q", names, want)
+	}
+}
+
+// ---- tokens
+
+func tokenByHash(f *fixture) {
+	f.tenant("other")
+	tn := f.tenant("acme")
+	hash := bytes.Repeat([]byte{0xab, 0x01}, 16)
+	created, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: hash, Scopes: []string{"scim", "admin"}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if created.ID == "" || created.Created.IsZero() {
+		f.t.Errorf("CreateToken = %+v, want an id and a creation time", created)
+	}
+	got, err := f.st.TokenByHash(f.ctx, hash)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if got.ID != created.ID || got.TenantID != tn.ID || !bytes.Equal(got.Hash, hash) ||
+		!slices.Equal(got.Scopes, []string{"scim", "admin"}) || got.RevokedAt != nil || !got.Created.Equal(created.Created) {
+		f.t.Errorf("TokenByHash = %+v, want %+v", got, created)
+	}
+}
+
+func tokenUnknownHash(f *fixture) {
+	tn := f.tenant("acme")
+	if _, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: bytes.Repeat([]byte{1}, 32), Scopes: []string{"scim"}}); err != nil {
+		f.t.Fatal(err)
+	}
+	_, err := f.st.TokenByHash(f.ctx, bytes.Repeat([]byte{2}, 32))
+	wantErr(f.t, err, store.ErrNotFound)
+}
+
+func tokenCount(f *fixture) {
+	a, b, c := f.tenant("a"), f.tenant("b"), f.tenant("c")
+	for i, tn := range []store.Tenant{a, a, b} {
+		if _, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: bytes.Repeat([]byte{byte(i + 1)}, 32), Scopes: []string{"scim"}}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		tenant store.Tenant
+		want   int
+	}{{a, 2}, {b, 1}, {c, 0}} {
+		n, err := f.st.CountTokens(f.ctx, tc.tenant.ID)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if n != tc.want {
+			f.t.Errorf("CountTokens(%s) = %d, want %d", tc.tenant.Name, n, tc.want)
+		}
+	}
+}
+
+// ---- users
+
+func userCreateFills(f *fixture) {
+	tn := f.tenant("acme")
+	u := newUser(tn.ID, "alice")
+	if err := f.st.Create(f.ctx, u); err != nil {
+		f.t.Fatal(err)
+	}
+	if u.ID == "" {
+		f.t.Error("Create left ID empty")
+	}
+	if u.Version != 1 {
+		f.t.Errorf("Version = %d, want 1", u.Version)
+	}
+	if u.Created.IsZero() || !u.Created.Equal(u.LastModified) {
+		f.t.Errorf("Created = %v, LastModified = %v, want the same non-zero time", u.Created, u.LastModified)
+	}
+	other := f.user(tn.ID, "bob")
+	if other.ID == u.ID {
+		f.t.Errorf("two users got the same id %s", u.ID)
+	}
+}
+
+func userCreateKeepsID(f *fixture) {
+	tn := f.tenant("acme")
+	id := uuid.NewString()
+	u := newUser(tn.ID, "alice")
+	u.ID = id
+	f.create(u)
+	if u.ID != id {
+		f.t.Errorf("ID = %s, want the given %s", u.ID, id)
+	}
+	f.get(tn.ID, store.KindUser, id)
+}
+
+func userGetRoundTrip(f *fixture) {
+	tn := f.tenant("acme")
+	for _, tc := range []struct {
+		name string
+		user *store.Resource
+	}{
+		{"every_column", &store.Resource{
+			UserName: "Alice", ExternalID: ptr("ext-1"), DisplayName: ptr("Alice Liddell"), Active: ptr(true),
+			PasswordHash: "$2a$10$abcdefghijklmnopqrstuv",
+			Doc: []byte(`{"userName":"Alice","displayName":"Alice Liddell","active":true,"externalId":"ext-1",
+				"name":{"givenName":"Alice","familyName":"Liddell"},
+				"emails":[{"value":"alice@example.com","type":"work","primary":true}],
+				"` + schemas.EnterpriseUserURN + `":{"employeeNumber":"42","manager":{"value":"m-1"}}}`),
+		}},
+		{"inactive", &store.Resource{UserName: "bob", Active: ptr(false), Doc: []byte(`{"userName":"bob","active":false}`)}},
+		{"nulls", &store.Resource{UserName: "carol", Doc: []byte(`{"userName":"carol"}`)}},
+		{"unicode", &store.Resource{UserName: "Zoë", DisplayName: ptr("Zoë Ğ 日本"), Doc: []byte(`{"userName":"Zoë","nickName":"\u65e5\u672c \"q\""}`)}},
+	} {
+		f.t.Run(tc.name, func(t *testing.T) {
+			f := f.in(t)
+			u := tc.user
+			u.TenantID, u.Kind = tn.ID, store.KindUser
+			f.create(u)
+			got, err := f.st.Get(f.ctx, tn.ID, store.KindUser, u.ID, store.ReadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameResource(t, got, u)
+		})
+	}
+}
+
+func userCreateConflict(f *fixture) {
+	tn := f.tenant("acme")
+	first := f.user(tn.ID, "Alice")
+	for _, name := range []string{"Alice", "alice", "ALICE"} {
+		f.t.Run(name, func(t *testing.T) {
+			f := f.in(t)
+			err := f.st.Create(f.ctx, newUser(tn.ID, name))
+			wantErr(t, err, store.ErrConflict)
+		})
+	}
+	res := f.list(tn.ID, store.KindUser, store.ListOptions{Count: 10})
+	if !slices.Equal(ids(res.Resources), []string{first.ID}) || res.Total != 1 {
+		f.t.Errorf("List = %d %v, want only %s", res.Total, ids(res.Resources), first.ID)
+	}
+	f.unchanged(first)
+}
+
+func userSameNameOtherTenant(f *fixture) {
+	a, b := f.tenant("a"), f.tenant("b")
+	ua := f.user(a.ID, "alice")
+	ub := f.user(b.ID, "Alice")
+	if ua.ID == ub.ID {
+		f.t.Fatalf("both tenants' users got id %s", ua.ID)
+	}
+	f.get(a.ID, store.KindUser, ua.ID)
+	f.get(b.ID, store.KindUser, ub.ID)
+}
+
+func userGetNotFound(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	for _, tc := range []struct {
+		name string
+		kind store.Kind
+		id   string
+	}{
+		{"unknown_id", store.KindUser, uuid.NewString()},
+		{"user_id_as_group", store.KindGroup, u.ID},
+	} {
+		f.t.Run(tc.name, func(t *testing.T) {
+			f := f.in(t)
+			_, err := f.st.Get(f.ctx, tn.ID, tc.kind, tc.id, store.ReadOptions{})
+			wantErr(t, err, store.ErrNotFound)
+		})
+	}
+}
+
+func userTenantIsolation(f *fixture) {
+	a, b := f.tenant("a"), f.tenant("b")
+	ua := f.user(a.ID, "alice")
+	ga := f.group(a.ID, "admins", ua.ID)
+	f.user(b.ID, "bob")
+	ua = f.get(a.ID, store.KindUser, ua.ID)
+	ga = f.get(a.ID, store.KindGroup, ga.ID)
+	for _, r := range []*store.Resource{ua, ga} {
+		f.t.Run(string(r.Kind), func(t *testing.T) {
+			f := f.in(t)
+			_, err := f.st.Get(f.ctx, b.ID, r.Kind, r.ID, store.ReadOptions{})
+			wantErr(t, err, store.ErrNotFound)
+			called := false
+			_, err = f.st.Update(f.ctx, b.ID, r.Kind, r.ID, func(cur *store.Resource) ([]store.MemberChange, error) {
+				called = true
+				cur.Doc = []byte(`{}`)
+				return nil, nil
+			})
+			wantErr(t, err, store.ErrNotFound)
+			if called {
+				t.Error("Update ran the updater on another tenant's resource")
+			}
+			wantErr(t, f.st.Delete(f.ctx, b.ID, r.Kind, r.ID, 0), store.ErrNotFound)
+			f.unchanged(r)
+		})
+	}
+	users := f.list(b.ID, store.KindUser, store.ListOptions{Count: 10, Filter: parse(f.t, `userName eq "alice"`)})
+	groups := f.list(b.ID, store.KindGroup, store.ListOptions{Count: 10})
+	if users.Total != 0 || len(users.Resources) != 0 || groups.Total != 0 || len(groups.Resources) != 0 {
+		f.t.Errorf("tenant b lists users %v and groups %v, want none of tenant a's", ids(users.Resources), ids(groups.Resources))
+	}
+	all := f.list(b.ID, store.KindUser, store.ListOptions{Count: 10})
+	if all.Total != 1 || len(all.Resources) != 1 || all.Resources[0].UserName != "bob" {
+		f.t.Errorf("tenant b lists %d users, want only its own bob", all.Total)
+	}
+}
+
+func userUpdate(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	var seen *store.Resource
+	got := f.update(tn.ID, store.KindUser, u.ID, func(cur *store.Resource) ([]store.MemberChange, error) {
+		c := *cur
+		seen = &c
+		cur.UserName = "alice2"
+		cur.ExternalID = ptr("ext-2")
+		cur.DisplayName = ptr("Alice Two")
+		cur.Active = ptr(false)
+		cur.PasswordHash = "hash-2"
+		cur.Doc = []byte(`{"userName":"alice2","nickName":"al"}`)
+		return nil, nil
+	})
+	if seen == nil || seen.Version != 1 || seen.UserName != "alice" {
+		f.t.Fatalf("the updater saw %+v, want the stored user at version 1", seen)
+	}
+	if got.Version != 2 {
+		f.t.Errorf("Version = %d, want 2", got.Version)
+	}
+	if !got.LastModified.After(u.LastModified) {
+		f.t.Errorf("LastModified = %v, want after %v", got.LastModified, u.LastModified)
+	}
+	if !got.Created.Equal(u.Created) {
+		f.t.Errorf("Created = %v, want it kept at %v", got.Created, u.Created)
+	}
+	want := &store.Resource{
+		TenantID: tn.ID, Kind: store.KindUser, ID: u.ID, UserName: "alice2", ExternalID: ptr("ext-2"),
+		DisplayName: ptr("Alice Two"), Active: ptr(false), PasswordHash: "hash-2",
+		Doc: []byte(`{"userName":"alice2","nickName":"al"}`), Version: 2, Created: u.Created, LastModified: got.LastModified,
+	}
+	sameResource(f.t, f.get(tn.ID, store.KindUser, u.ID), want)
+	// The old name is free again; the new one is taken.
+	f.user(tn.ID, "Alice")
+	wantErr(f.t, f.st.Create(f.ctx, newUser(tn.ID, "ALICE2")), store.ErrConflict)
+}
+
+func userUpdateCaseOnlyRename(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	got := f.update(tn.ID, store.KindUser, u.ID, func(cur *store.Resource) ([]store.MemberChange, error) {
+		cur.UserName = "Alice"
+		return nil, nil
+	})
+	if got.UserName != "Alice" || f.get(tn.ID, store.KindUser, u.ID).UserName != "Alice" {
+		f.t.Errorf("userName = %q, want Alice", got.UserName)
+	}
+}
+
+func userUpdateUpdaterError(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	g := f.group(tn.ID, "admins", u.ID)
+	for _, r := range []*store.Resource{f.get(tn.ID, store.KindUser, u.ID), f.get(tn.ID, store.KindGroup, g.ID)} {
+		f.t.Run(string(r.Kind), func(t *testing.T) {
+			f := f.in(t)
+			_, err := f.st.Update(f.ctx, tn.ID, r.Kind, r.ID, func(cur *store.Resource) ([]store.MemberChange, error) {
+				cur.UserName = "changed"
+				cur.DisplayName = ptr("changed")
+				cur.Doc = []byte(`{"changed":true}`)
+				return []store.MemberChange{{Replace: true}}, fmt.Errorf("check: %w", errRefused)
+			})
+			wantErr(t, err, errRefused)
+			f.unchanged(r)
+		})
+	}
+}
+
+func userUpdateRenameConflict(f *fixture) {
+	tn := f.tenant("acme")
+	alice := f.user(tn.ID, "alice")
+	bob := f.user(tn.ID, "bob")
+	for _, name := range []string{"alice", "ALICE"} {
+		f.t.Run(name, func(t *testing.T) {
+			f := f.in(t)
+			_, err := f.st.Update(f.ctx, tn.ID, store.KindUser, bob.ID, func(cur *store.Resource) ([]store.MemberChange, error) {
+				cur.UserName = name
+				cur.Doc = []byte(`{"userName":"` + name + `"}`)
+				return nil, nil
+			})
+			wantErr(t, err, store.ErrConflict)
+			f.unchanged(alice)
+			f.unchanged(bob)
+		})
+	}
+}
+
+func userUpdateNotFound(f *fixture) {
+	tn := f.tenant("acme")
+	f.user(tn.ID, "alice")
+	called := false
+	_, err := f.st.Update(f.ctx, tn.ID, store.KindUser, uuid.NewString(), func(*store.Resource) ([]store.MemberChange, error) {
+		called = true
+		return nil, nil
+	})
+	wantErr(f.t, err, store.ErrNotFound)
+	if called {
+		f.t.Error("Update ran the updater for an unknown id")
+	}
+}
+
+func userDelete(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	keep := f.user(tn.ID, "bob")
+	if err := f.st.Delete(f.ctx, tn.ID, store.KindUser, u.ID, 0); err != nil {
+		f.t.Fatal(err)
+	}
+	f.gone(tn.ID, store.KindUser, u.ID)
+	res := f.list(tn.ID, store.KindUser, store.ListOptions{Count: 10})
+	if !slices.Equal(ids(res.Resources), []string{keep.ID}) {
+		f.t.Errorf("List after Delete = %v, want only %s", ids(res.Resources), keep.ID)
+	}
+	// The name is free again.
+	f.user(tn.ID, "Alice")
+}
+
+func userDeleteDropsMemberships(f *fixture) {
+	tn := f.tenant("acme")
+	alice, bob := f.user(tn.ID, "alice"), f.user(tn.ID, "bob")
+	g1 := f.group(tn.ID, "g1", alice.ID, bob.ID)
+	g2 := f.group(tn.ID, "g2", alice.ID)
+	g3 := f.group(tn.ID, "g3", bob.ID)
+	before := map[string]*store.Resource{}
+	for _, g := range []*store.Resource{g1, g2, g3} {
+		before[g.ID] = f.get(tn.ID, store.KindGroup, g.ID)
+	}
+	if err := f.st.Delete(f.ctx, tn.ID, store.KindUser, alice.ID, 0); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		group   *store.Resource
+		members []string
+		bump    int64
+	}{
+		{"g1", g1, []string{bob.ID}, 1},
+		{"g2", g2, []string{}, 1},
+		{"g3", g3, []string{bob.ID}, 0},
+	} {
+		f.t.Run(tc.name, func(t *testing.T) {
+			f := f.in(t)
+			got := f.get(tn.ID, store.KindGroup, tc.group.ID)
+			if m := memberValues(got.Members); !slices.Equal(m, sortedIDs(tc.members...)) {
+				t.Errorf("members = %v, want %v", m, tc.members)
+			}
+			if want := before[tc.group.ID].Version + tc.bump; got.Version != want {
+				t.Errorf("Version = %d, want %d", got.Version, want)
+			}
+		})
+	}
+	if res := f.list(tn.ID, store.KindGroup, store.ListOptions{Count: 10, Filter: parse(f.t, `members.value eq "`+alice.ID+`"`)}); res.Total != 0 {
+		f.t.Errorf("%d groups still list the deleted user", res.Total)
+	}
+}
+
+func userDeleteIfVersion(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	u = f.update(tn.ID, store.KindUser, u.ID, func(*store.Resource) ([]store.MemberChange, error) { return nil, nil })
+	g := f.group(tn.ID, "admins", u.ID)
+	gBefore := f.get(tn.ID, store.KindGroup, g.ID)
+	uBefore := f.get(tn.ID, store.KindUser, u.ID)
+	for _, v := range []int64{1, 3} {
+		f.t.Run("mismatch_"+strconv.FormatInt(v, 10), func(t *testing.T) {
+			f := f.in(t)
+			wantErr(t, f.st.Delete(f.ctx, tn.ID, store.KindUser, u.ID, v), store.ErrPrecondition)
+			f.unchanged(uBefore)
+			f.unchanged(gBefore)
+		})
+	}
+	f.t.Run("match", func(t *testing.T) {
+		f := f.in(t)
+		if err := f.st.Delete(f.ctx, tn.ID, store.KindUser, u.ID, 2); err != nil {
+			t.Fatal(err)
+		}
+		f.gone(tn.ID, store.KindUser, u.ID)
+	})
+}
+
+func userDeleteNotFound(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	for _, tc := range []struct {
+		name string
+		kind store.Kind
+		id   string
+	}{
+		{"unknown_id", store.KindUser, uuid.NewString()},
+		{"user_id_as_group", store.KindGroup, u.ID},
+	} {
+		f.t.Run(tc.name, func(t *testing.T) {
+			f := f.in(t)
+			wantErr(t, f.st.Delete(f.ctx, tn.ID, tc.kind, tc.id, 0), store.ErrNotFound)
+		})
+	}
+	f.unchanged(f.get(tn.ID, store.KindUser, u.ID))
+}
+
+// ---- groups
+
+func groupCreateWithMembers(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	inner := f.group(tn.ID, "inner")
+	g := newGroup(tn.ID, "outer", u.ID, inner.ID)
+	g.Members[1].Type = store.KindUser // the store decides the type from the member's row
+	f.create(g)
+	if g.Version != 1 || g.ID == "" {
+		f.t.Errorf("group ID %q version %d, want an id and version 1", g.ID, g.Version)
+	}
+	want := []store.Member{{Value: u.ID, Type: store.KindUser}, {Value: inner.ID, Type: store.KindGroup}}
+	if got := sortMembers(g.Members); !reflect.DeepEqual(got, sortMembers(want)) {
+		f.t.Errorf("Create set Members = %+v, want %+v", got, want)
+	}
+	got := f.get(tn.ID, store.KindGroup, g.ID)
+	for _, m := range got.Members {
+		m.Display = ""
+		if !slices.Contains(want, m) {
+			f.t.Errorf("stored member %+v, want one of %+v", m, want)
+		}
+	}
+	if len(got.Members) != 2 {
+		f.t.Errorf("Get returned %d members, want 2", len(got.Members))
+	}
+	plain, err := f.st.Get(f.ctx, tn.ID, store.KindGroup, g.ID, store.ReadOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if plain.Members != nil {
+		f.t.Errorf("Get without ReadOptions.Members returned members %+v", plain.Members)
+	}
+	jsonEqual(f.t, "Doc", got.Doc, []byte(`{"displayName":"outer"}`))
+	if deref(got.DisplayName) != "outer" {
+		f.t.Errorf("DisplayName = %q, want outer", deref(got.DisplayName))
+	}
+}
+
+func groupCreateDuplicateMembers(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	g := f.group(tn.ID, "admins", u.ID, u.ID)
+	if m := f.memberIDs(tn.ID, g.ID); !slices.Equal(m, []string{u.ID}) {
+		f.t.Errorf("members = %v, want one membership of %s", m, u.ID)
+	}
+}
+
+func groupCreateUnknownMember(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	missing1, missing2 := uuid.NewString(), uuid.NewString()
+	g := newGroup(tn.ID, "admins", missing1, u.ID, missing2)
+	g.ID = uuid.NewString()
+	err := f.st.Create(f.ctx, g)
+	var me *store.MemberError
+	if !errors.As(err, &me) {
+		f.t.Fatalf("err = %v, want a *store.MemberError", err)
+	}
+	wantErr(f.t, err, store.ErrInvalidMember)
+	if me.Self || !slices.Equal(sortedIDs(me.Missing...), sortedIDs(missing1, missing2)) {
+		f.t.Errorf("MemberError = %+v, want Missing %v", me, []string{missing1, missing2})
+	}
+	f.gone(tn.ID, store.KindGroup, g.ID)
+	if res := f.list(tn.ID, store.KindGroup, store.ListOptions{Count: 10}); res.Total != 0 {
+		f.t.Errorf("%d groups exist after a refused Create", res.Total)
+	}
+	if ug := f.get(tn.ID, store.KindUser, u.ID).Groups; len(ug) != 0 {
+		f.t.Errorf("user belongs to %+v after a refused Create", ug)
+	}
+	// Nothing half-written blocks the same group from being created correctly.
+	g.Members = []store.Member{{Value: u.ID}}
+	f.create(g)
+}
+
+func groupCreateMemberOtherTenant(f *fixture) {
+	a, b := f.tenant("a"), f.tenant("b")
+	ub := f.user(b.ID, "bob")
+	gb := f.group(b.ID, "b-group")
+	for _, id := range []string{ub.ID, gb.ID} {
+		err := f.st.Create(f.ctx, newGroup(a.ID, "admins", id))
+		var me *store.MemberError
+		if !errors.As(err, &me) || !slices.Equal(me.Missing, []string{id}) {
+			f.t.Errorf("err = %v, want a MemberError missing %s", err, id)
+		}
+	}
+	if res := f.list(a.ID, store.KindGroup, store.ListOptions{Count: 10}); res.Total != 0 {
+		f.t.Errorf("%d groups exist after refused Creates", res.Total)
+	}
+}
+
+func groupCreateSelfMember(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	id := uuid.NewString()
+	g := newGroup(tn.ID, "loop", u.ID, id)
+	g.ID = id
+	err := f.st.Create(f.ctx, g)
+	var me *store.MemberError
+	if !errors.As(err, &me) || !me.Self {
+		f.t.Fatalf("err = %v, want a MemberError with Self", err)
+	}
+	wantErr(f.t, err, store.ErrInvalidMember)
+	f.gone(tn.ID, store.KindGroup, id)
+}
+
+func groupGetMembersDisplay(f *fixture) {
+	tn := f.tenant("acme")
+	named := newUser(tn.ID, "alice")
+	named.DisplayName = ptr("Alice Liddell")
+	f.create(named)
+	plain := f.user(tn.ID, "bob")
+	inner := f.group(tn.ID, "Inner Circle")
+	g := f.group(tn.ID, "outer", named.ID, plain.ID, inner.ID)
+	got := f.get(tn.ID, store.KindGroup, g.ID)
+	want := []store.Member{
+		{Value: named.ID, Type: store.KindUser, Display: "Alice Liddell"},
+		{Value: plain.ID, Type: store.KindUser, Display: "bob"},
+		{Value: inner.ID, Type: store.KindGroup, Display: "Inner Circle"},
+	}
+	if gm, wm := sortMembers(got.Members), sortMembers(want); !reflect.DeepEqual(gm, wm) {
+		f.t.Errorf("Members = %+v, want %+v", gm, wm)
+	}
+}
+
+func groupUserGroups(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	other := f.user(tn.ID, "bob")
+	g1 := f.group(tn.ID, "Admins", u.ID)
+	g2 := f.group(tn.ID, "Staff", u.ID, other.ID)
+	f.group(tn.ID, "Others", other.ID)
+	got, err := f.st.Get(f.ctx, tn.ID, store.KindUser, u.ID, store.ReadOptions{Groups: true})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	want := []store.GroupRef{{Value: g1.ID, Display: "Admins"}, {Value: g2.ID, Display: "Staff"}}
+	if gg, wg := sortGroups(got.Groups), sortGroups(want); !reflect.DeepEqual(gg, wg) {
+		f.t.Errorf("Groups = %+v, want %+v", gg, wg)
+	}
+	plain, err := f.st.Get(f.ctx, tn.ID, store.KindUser, u.ID, store.ReadOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if plain.Groups != nil {
+		f.t.Errorf("Get without ReadOptions.Groups returned groups %+v", plain.Groups)
+	}
+}
+
+func groupDeleteNested(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	inner := f.group(tn.ID, "inner", u.ID)
+	outer := f.group(tn.ID, "outer", inner.ID, u.ID)
+	if err := f.st.Delete(f.ctx, tn.ID, store.KindGroup, inner.ID, 0); err != nil {
+		f.t.Fatal(err)
+	}
+	f.gone(tn.ID, store.KindGroup, inner.ID)
+	got := f.get(tn.ID, store.KindGroup, outer.ID)
+	if m := memberValues(got.Members); !slices.Equal(m, []string{u.ID}) {
+		f.t.Errorf("outer members = %v, want only %s", m, u.ID)
+	}
+	if got.Version != 2 {
+		f.t.Errorf("outer Version = %d, want 2", got.Version)
+	}
+	if ug := f.get(tn.ID, store.KindUser, u.ID).Groups; len(ug) != 1 || ug[0].Value != outer.ID {
+		f.t.Errorf("user groups = %+v, want only outer", ug)
+	}
+}
+
+// ---- member changes
+
+// memberFixture is a group with no members and a pool of users and groups to add.
+type memberFixture struct {
+	*fixture
+	tenant string
+	group  string
+	u      [3]string
+	g      [2]string
+}
+
+func newMemberFixture(f *fixture) *memberFixture {
+	tn := f.tenant("acme")
+	m := &memberFixture{fixture: f, tenant: tn.ID}
+	for i := range m.u {
+		m.u[i] = f.user(tn.ID, "user"+strconv.Itoa(i)).ID
+	}
+	for i := range m.g {
+		m.g[i] = f.group(tn.ID, "sub"+strconv.Itoa(i)).ID
+	}
+	m.group = f.group(tn.ID, "target").ID
+	return m
+}
+
+// in returns m reporting to t, a subtest of m's test.
+func (m *memberFixture) in(t *testing.T) *memberFixture {
+	c := *m
+	c.fixture = m.fixture.in(t)
+	return &c
+}
+
+func (m *memberFixture) members(ids ...string) []store.Member {
+	out := make([]store.Member, len(ids))
+	for i, id := range ids {
+		out[i] = store.Member{Value: id}
+	}
+	return out
+}
+
+// seed sets the group's members with a first Update.
+func (m *memberFixture) seed(ids ...string) {
+	m.t.Helper()
+	m.changeMembers(m.tenant, m.group, store.MemberChange{Add: m.members(ids...)})
+}
+
+func (m *memberFixture) want(ids ...string) {
+	m.t.Helper()
+	if got := m.memberIDs(m.tenant, m.group); !slices.Equal(got, sortedIDs(ids...)) {
+		m.t.Errorf("members = %v, want %v", got, sortedIDs(ids...))
+	}
+}
+
+func membersAdd(f *fixture) {
+	m := newMemberFixture(f)
+	m.changeMembers(m.tenant, m.group, store.MemberChange{Add: m.members(m.u[0], m.g[0])})
+	m.want(m.u[0], m.g[0])
+	got := m.get(m.tenant, store.KindGroup, m.group)
+	for _, mem := range got.Members {
+		if want := map[string]store.Kind{m.u[0]: store.KindUser, m.g[0]: store.KindGroup}[mem.Value]; mem.Type != want {
+			m.t.Errorf("member %s type %q, want %q", mem.Value, mem.Type, want)
+		}
+	}
+	m.changeMembers(m.tenant, m.group, store.MemberChange{Add: m.members(m.u[1])})
+	m.want(m.u[0], m.g[0], m.u[1])
+}
+
+func membersAddIdempotent(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0])
+	m.changeMembers(m.tenant, m.group, store.MemberChange{Add: m.members(m.u[0], m.u[1], m.u[1])})
+	m.want(m.u[0], m.u[1])
+	m.changeMembers(m.tenant, m.group,
+		store.MemberChange{Add: m.members(m.u[1])},
+		store.MemberChange{Add: m.members(m.u[1], m.u[0])})
+	m.want(m.u[0], m.u[1])
+}
+
+func membersAddUnknown(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0])
+	before := m.get(m.tenant, store.KindGroup, m.group)
+	missing := uuid.NewString()
+	_, err := m.st.Update(m.ctx, m.tenant, store.KindGroup, m.group, func(cur *store.Resource) ([]store.MemberChange, error) {
+		cur.DisplayName = ptr("renamed")
+		return []store.MemberChange{{Replace: true}, {Add: m.members(m.u[1], missing)}}, nil
+	})
+	var me *store.MemberError
+	if !errors.As(err, &me) || !slices.Equal(me.Missing, []string{missing}) {
+		m.t.Fatalf("err = %v, want a MemberError missing %s", err, missing)
+	}
+	m.unchanged(before)
+}
+
+func membersAddSelf(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0])
+	before := m.get(m.tenant, store.KindGroup, m.group)
+	_, err := m.st.Update(m.ctx, m.tenant, store.KindGroup, m.group, func(*store.Resource) ([]store.MemberChange, error) {
+		return []store.MemberChange{{Add: m.members(m.u[1], m.group)}}, nil
+	})
+	var me *store.MemberError
+	if !errors.As(err, &me) || !me.Self {
+		m.t.Fatalf("err = %v, want a MemberError with Self", err)
+	}
+	m.unchanged(before)
+}
+
+func membersRemove(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0], m.u[1], m.g[0])
+	m.changeMembers(m.tenant, m.group, store.MemberChange{Remove: []string{m.u[1], m.g[0]}})
+	m.want(m.u[0])
+	// Removing a member the group does not have changes no membership.
+	m.changeMembers(m.tenant, m.group, store.MemberChange{Remove: []string{m.u[2], uuid.NewString()}})
+	m.want(m.u[0])
+	// The removed resources themselves are untouched.
+	m.get(m.tenant, store.KindUser, m.u[1])
+	m.get(m.tenant, store.KindGroup, m.g[0])
+}
+
+func membersRemoveWhereValue(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0], m.u[1], m.g[0])
+	m.changeMembers(m.tenant, m.group, store.MemberChange{RemoveWhere: parse(m.t, `value eq "`+m.u[1]+`"`)})
+	m.want(m.u[0], m.g[0])
+	m.changeMembers(m.tenant, m.group, store.MemberChange{RemoveWhere: parse(m.t, `value eq "`+m.u[0]+`" or value eq "`+m.g[0]+`"`)})
+	m.want()
+}
+
+func membersRemoveWhereType(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0], m.u[1], m.g[0], m.g[1])
+	m.changeMembers(m.tenant, m.group, store.MemberChange{RemoveWhere: parse(m.t, `type eq "Group"`)})
+	m.want(m.u[0], m.u[1])
+	m.changeMembers(m.tenant, m.group, store.MemberChange{RemoveWhere: parse(m.t, `type eq "User" and value ne "`+m.u[1]+`"`)})
+	m.want(m.u[1])
+}
+
+func membersRemoveWhereInvalid(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0])
+	before := m.get(m.tenant, store.KindGroup, m.group)
+	for _, tc := range []struct{ name, filter string }{
+		{"unknown_sub_attribute", `nope eq "x"`},
+		{"display", `display eq "user0"`},
+		{"nested_value_path", `members[value eq "x"]`},
+	} {
+		m.t.Run(tc.name, func(t *testing.T) {
+			m := m.in(t)
+			_, err := m.st.Update(m.ctx, m.tenant, store.KindGroup, m.group, func(*store.Resource) ([]store.MemberChange, error) {
+				return []store.MemberChange{{Replace: true}, {RemoveWhere: parse(t, tc.filter)}}, nil
+			})
+			var fe *store.FilterError
+			if !errors.As(err, &fe) {
+				t.Fatalf("err = %v, want a *store.FilterError", err)
+			}
+			wantErr(t, err, store.ErrInvalidFilter)
+			m.unchanged(before)
+		})
+	}
+}
+
+func membersReplace(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0], m.g[0])
+	m.changeMembers(m.tenant, m.group, store.MemberChange{Replace: true})
+	m.want()
+}
+
+func membersReplaceWithAdd(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0], m.u[1])
+	m.changeMembers(m.tenant, m.group, store.MemberChange{Replace: true, Add: m.members(m.u[1], m.g[1])})
+	m.want(m.u[1], m.g[1])
+}
+
+func membersOrderWithinStep(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0], m.u[1])
+	// Replace, then Remove, then RemoveWhere, then Add.
+	m.changeMembers(m.tenant, m.group, store.MemberChange{
+		Replace:     true,
+		Remove:      []string{m.u[2]},
+		RemoveWhere: parse(m.t, `value eq "`+m.g[0]+`"`),
+		Add:         m.members(m.u[2], m.g[0]),
+	})
+	m.want(m.u[2], m.g[0])
+}
+
+func membersStepsInOrder(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0])
+	m.changeMembers(m.tenant, m.group,
+		store.MemberChange{Add: m.members(m.u[1], m.g[0])},
+		store.MemberChange{Remove: []string{m.u[0]}},
+		store.MemberChange{RemoveWhere: parse(m.t, `type eq "Group"`)},
+		store.MemberChange{Add: m.members(m.u[0], m.g[1])},
+		store.MemberChange{},
+		store.MemberChange{Replace: true, Add: m.members(m.u[2])},
+		store.MemberChange{Add: m.members(m.u[1])},
+		store.MemberChange{Remove: []string{m.u[2]}},
+	)
+	m.want(m.u[1])
+}
+
+// ---- list
+
+func listPaging(f *fixture) {
+	tn := f.tenant("acme")
+	var all []string
+	for i := range 5 {
+		all = append(all, f.user(tn.ID, "user"+strconv.Itoa(i)).ID)
+	}
+	for _, tc := range []struct {
+		name         string
+		start, count int
+		want         []string
+	}{
+		{"first_page", 1, 2, all[0:2]},
+		{"second_page", 3, 2, all[2:4]},
+		{"last_partial_page", 5, 2, all[4:5]},
+		{"count_beyond_total", 1, 100, all},
+		{"start_below_one_is_one", 0, 2, all[0:2]}, // RFC 7644 §3.4.2.4
+		{"count_zero", 1, 0, nil},
+		{"start_past_end", 6, 10, nil},
+		{"start_far_past_end", 1000, 10, nil},
+	} {
+		f.t.Run(tc.name, func(t *testing.T) {
+			f := f.in(t)
+			res := f.list(tn.ID, store.KindUser, store.ListOptions{StartIndex: tc.start, Count: tc.count})
+			if res.Total != 5 {
+				t.Errorf("Total = %d, want 5", res.Total)
+			}
+			if got := ids(res.Resources); !slices.Equal(got, tc.want) {
+				t.Errorf("page = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	f.t.Run("filtered_total", func(t *testing.T) {
+		f := f.in(t)
+		res := f.list(tn.ID, store.KindUser, store.ListOptions{StartIndex: 2, Count: 1, Filter: parse(t, `userName ne "user2"`)})
+		if res.Total != 4 || !slices.Equal(ids(res.Resources), []string{all[1]}) {
+			t.Errorf("List = %d %v, want 4 [%s]", res.Total, ids(res.Resources), all[1])
+		}
+	})
+}
+
+func listOrderByCreation(f *fixture) {
+	tn := f.tenant("acme")
+	// Names sort differently from creation order, and so (most likely) do the ids.
+	var want []string
+	for _, n := range []string{"mallory", "zed", "alice", "bob", "Carol", "dave", "eve"} {
+		want = append(want, f.user(tn.ID, n).ID)
+	}
+	// Updating a user does not move it.
+	f.update(tn.ID, store.KindUser, want[0], func(cur *store.Resource) ([]store.MemberChange, error) {
+		cur.UserName = "aaron"
+		return nil, nil
+	})
+	for range 2 {
+		if got := ids(f.list(tn.ID, store.KindUser, store.ListOptions{Count: 100}).Resources); !slices.Equal(got, want) {
+			f.t.Fatalf("List = %v, want creation order %v", got, want)
+		}
+	}
+	var paged []string
+	for start := 1; start <= len(want); start += 3 {
+		paged = append(paged, ids(f.list(tn.ID, store.KindUser, store.ListOptions{StartIndex: start, Count: 3}).Resources)...)
+	}
+	if !slices.Equal(paged, want) {
+		f.t.Errorf("pages of 3 = %v, want %v", paged, want)
+	}
+}
+
+func listReadOptions(f *fixture) {
+	tn := f.tenant("acme")
+	alice, bob, carol := f.user(tn.ID, "alice"), f.user(tn.ID, "bob"), f.user(tn.ID, "carol")
+	g1 := f.group(tn.ID, "g1", alice.ID, bob.ID)
+	g2 := f.group(tn.ID, "g2", bob.ID, g1.ID)
+	g3 := f.group(tn.ID, "g3")
+	f.t.Run("groups_with_members", func(t *testing.T) {
+		f := f.in(t)
+		res := f.list(tn.ID, store.KindGroup, store.ListOptions{Count: 10, ReadOptions: store.ReadOptions{Members: true}})
+		want := map[string][]string{g1.ID: sortedIDs(alice.ID, bob.ID), g2.ID: sortedIDs(bob.ID, g1.ID), g3.ID: {}}
+		if len(res.Resources) != 3 {
+			t.Fatalf("List returned %d groups, want 3", len(res.Resources))
+		}
+		for _, g := range res.Resources {
+			if got := memberValues(g.Members); !slices.Equal(got, want[g.ID]) {
+				t.Errorf("group %s members = %v, want %v", deref(g.DisplayName), got, want[g.ID])
+			}
+			for _, m := range g.Members {
+				if m.Type == "" || m.Display == "" {
+					t.Errorf("group %s member %+v lacks type or display", deref(g.DisplayName), m)
+				}
+			}
+		}
+	})
+	f.t.Run("groups_second_page", func(t *testing.T) {
+		f := f.in(t)
+		res := f.list(tn.ID, store.KindGroup, store.ListOptions{StartIndex: 2, Count: 1, ReadOptions: store.ReadOptions{Members: true}})
+		if len(res.Resources) != 1 || !slices.Equal(memberValues(res.Resources[0].Members), sortedIDs(bob.ID, g1.ID)) {
+			t.Errorf("page 2 = %+v, want g2 with its members", res.Resources)
+		}
+	})
+	f.t.Run("users_with_groups", func(t *testing.T) {
+		f := f.in(t)
+		res := f.list(tn.ID, store.KindUser, store.ListOptions{Count: 10, ReadOptions: store.ReadOptions{Groups: true}})
+		want := map[string][]store.GroupRef{
+			alice.ID: {{Value: g1.ID, Display: "g1"}},
+			bob.ID:   sortGroups([]store.GroupRef{{Value: g1.ID, Display: "g1"}, {Value: g2.ID, Display: "g2"}}),
+			carol.ID: {},
+		}
+		if len(res.Resources) != 3 {
+			t.Fatalf("List returned %d users, want 3", len(res.Resources))
+		}
+		for _, u := range res.Resources {
+			if got := sortGroups(u.Groups); !reflect.DeepEqual(got, sortGroups(want[u.ID])) {
+				t.Errorf("user %s groups = %+v, want %+v", u.UserName, got, want[u.ID])
+			}
+		}
+	})
+	f.t.Run("without_read_options", func(t *testing.T) {
+		f := f.in(t)
+		for _, r := range append(f.list(tn.ID, store.KindGroup, store.ListOptions{Count: 10}).Resources,
+			f.list(tn.ID, store.KindUser, store.ListOptions{Count: 10}).Resources...) {
+			if r.Members != nil || r.Groups != nil {
+				t.Errorf("%s %s has members %+v and groups %+v without ReadOptions", r.Kind, r.ID, r.Members, r.Groups)
+			}
+		}
+	})
+}
+
+// filterData is the data set the filter cases run on: three users and two groups in
+// tenant a, and look-alikes in tenant b that no filter of tenant a may return.
+type filterData struct {
+	tenant            string
+	alice, bob, carol string
+	admins, staff     string
+	otherAlice        string
+	// cutoff is the last write before bob's update.
+	cutoff time.Time
+	expand *strings.Replacer
+}
+
+func newFilterData(f *fixture) *filterData {
+	a, b := f.tenant("a"), f.tenant("b")
+	ent := schemas.EnterpriseUserURN
+	mk := func(tenantID, userName string, ext, display *string, active *bool, doc string) string {
+		u := &store.Resource{TenantID: tenantID, Kind: store.KindUser, UserName: userName, ExternalID: ext,
+			DisplayName: display, Active: active, Doc: []byte(doc)}
+		return f.create(u).ID
+	}
+	d := &filterData{tenant: a.ID}
+	aliceDoc := `{"userName":"Alice","displayName":"Alice Liddell","active":true,"externalId":"ext-A",
+		"emails":[{"value":"alice@example.com","type":"work"},{"value":"alice@home.org","type":"home"}],
+		"` + ent + `":{"employeeNumber":"42"}}`
+	d.alice = mk(a.ID, "Alice", ptr("ext-A"), ptr("Alice Liddell"), ptr(true), aliceDoc)
+	d.bob = mk(a.ID, "bob", ptr("ext-b"), nil, ptr(false), `{"userName":"bob","active":false,"externalId":"ext-b",
+		"emails":[{"value":"bob@example.com","type":"home"},{"value":"bob@work.net","type":"work"}],
+		"`+ent+`":{"employeeNumber":"7"}}`)
+	d.carol = mk(a.ID, "carol", nil, nil, nil, `{"userName":"carol","emails":[{"value":"Carol@EXAMPLE.com","type":"work"}]}`)
+	d.admins = f.group(a.ID, "Admins", d.alice, d.carol).ID
+	d.staff = f.group(a.ID, "Staff", d.bob, d.admins).ID
+	d.otherAlice = mk(b.ID, "alice", ptr("ext-A"), ptr("Alice Liddell"), ptr(true), aliceDoc)
+	f.group(b.ID, "Admins", d.otherAlice)
+	// Everything so far was written at or before cutoff; bob is modified after it.
+	for _, id := range []string{d.alice, d.bob, d.carol} {
+		if lm := f.get(a.ID, store.KindUser, id).LastModified; lm.After(d.cutoff) {
+			d.cutoff = lm
+		}
+	}
+	for time.Now().UTC().Truncate(time.Microsecond).Equal(d.cutoff) {
+		time.Sleep(time.Microsecond)
+	}
+	f.update(a.ID, store.KindUser, d.bob, func(cur *store.Resource) ([]store.MemberChange, error) {
+		cur.Doc = []byte(strings.Replace(string(cur.Doc), `"userName"`, `"nickName":"bobby","userName"`, 1))
+		return nil, nil
+	})
+	d.expand = strings.NewReplacer("{alice}", d.alice, "{bob}", d.bob, "{carol}", d.carol,
+		"{admins}", d.admins, "{staff}", d.staff, "{cutoff}", d.cutoff.Format(time.RFC3339Nano),
+		"{otherAlice}", d.otherAlice)
+	return d
+}
+
+type filterCase struct {
+	name   string
+	filter string
+	want   []string // placeholders such as "{alice}", in creation order
+}
+
+func runFilterCases(f *fixture, d *filterData, kind store.Kind, cases []filterCase) {
+	for _, tc := range cases {
+		f.t.Run(tc.name, func(t *testing.T) {
+			f := f.in(t)
+			expr := d.expand.Replace(tc.filter)
+			res, err := f.st.List(f.ctx, d.tenant, kind, store.ListOptions{Count: 100, Filter: parse(t, expr)})
+			if err != nil {
+				t.Fatalf("List(%s): %v", expr, err)
+			}
+			want := make([]string, 0, len(tc.want))
+			for _, w := range tc.want {
+				want = append(want, d.expand.Replace(w))
+			}
+			if got := ids(res.Resources); !slices.Equal(got, want) || res.Total != len(want) {
+				t.Errorf("List(%s) = %d %v, want %d %v", expr, res.Total, got, len(want), want)
+			}
+		})
+	}
+}
+
+func listFilterUsers(f *fixture) {
+	d := newFilterData(f)
+	ent := schemas.EnterpriseUserURN
+	runFilterCases(f, d, store.KindUser, []filterCase{
+		{"userName_eq_lower", `userName eq "alice"`, []string{"{alice}"}},
+		{"userName_eq_upper", `userName eq "BOB"`, []string{"{bob}"}},
+		{"userName_eq_none", `userName eq "dave"`, nil},
+		{"userName_sw", `userName sw "C"`, []string{"{carol}"}},
+		{"externalId_eq", `externalId eq "ext-A"`, []string{"{alice}"}},
+		{"externalId_case_exact", `externalId eq "EXT-A"`, nil},
+		{"externalId_case_exact_lower", `externalId eq "ext-a"`, nil},
+		{"id_eq", `id eq "{bob}"`, []string{"{bob}"}},
+		{"id_of_other_tenant", `id eq "{otherAlice}"`, nil},
+		{"active_true", `active eq true`, []string{"{alice}"}},
+		{"active_false", `active eq false`, []string{"{bob}"}},
+		{"active_pr", `active pr`, []string{"{alice}", "{bob}"}},
+		{"lastModified_gt", `meta.lastModified gt "{cutoff}"`, []string{"{bob}"}},
+		{"lastModified_le", `meta.lastModified le "{cutoff}"`, []string{"{alice}", "{carol}"}},
+		{"lastModified_eq", `meta.lastModified eq "{cutoff}"`, []string{"{carol}"}},
+		{"created_lt", `meta.created lt "{cutoff}"`, []string{"{alice}", "{bob}"}},
+		{"emails_value_co", `emails.value co "example.com"`, []string{"{alice}", "{bob}", "{carol}"}},
+		{"emails_value_co_one", `emails.value co "WORK.net"`, []string{"{bob}"}},
+		{"emails_value_path", `emails[type eq "work" and value ew "@example.com"]`, []string{"{alice}", "{carol}"}},
+		{"emails_type_and_active", `emails.type eq "work" and active eq true`, []string{"{alice}"}},
+		{"enterprise_employeeNumber", ent + `:employeeNumber eq "42"`, []string{"{alice}"}},
+		{"enterprise_employeeNumber_pr", ent + `:employeeNumber pr`, []string{"{alice}", "{bob}"}},
+		{"doc_attribute", `nickName eq "bobby"`, []string{"{bob}"}},
+		{"groups_value", `groups.value eq "{admins}"`, []string{"{alice}", "{carol}"}},
+		{"groups_value_direct_only", `groups.value eq "{staff}"`, []string{"{bob}"}},
+		{"or", `userName eq "alice" or active eq false`, []string{"{alice}", "{bob}"}},
+		{"not", `not (active eq true)`, []string{"{bob}", "{carol}"}},
+	})
+}
+
+func listFilterGroups(f *fixture) {
+	d := newFilterData(f)
+	runFilterCases(f, d, store.KindGroup, []filterCase{
+		{"members_value", `members.value eq "{alice}"`, []string{"{admins}"}},
+		{"members_value_group", `members.value eq "{admins}"`, []string{"{staff}"}},
+		{"members_value_other_tenant", `members.value eq "{otherAlice}"`, nil},
+		{"members_type", `members.type eq "Group"`, []string{"{staff}"}},
+		{"members_value_path", `members[value eq "{bob}" and type eq "User"]`, []string{"{staff}"}},
+		{"displayName_eq", `displayName eq "admins"`, []string{"{admins}"}},
+		{"id_eq", `id eq "{staff}"`, []string{"{staff}"}},
+	})
+}
+
+func listFilterInvalid(f *fixture) {
+	tn := f.tenant("acme")
+	f.user(tn.ID, "alice")
+	f.group(tn.ID, "admins")
+	for _, tc := range []struct {
+		name   string
+		kind   store.Kind
+		filter string
+	}{
+		{"unknown_attribute", store.KindUser, `nickname2 eq "x"`},
+		{"unknown_sub_attribute", store.KindUser, `emails.nope eq "x"`},
+		{"unknown_extension", store.KindUser, `urn:example:params:scim:schemas:extension:acme:2.0:User:badge eq "x"`},
+		{"boolean_gt", store.KindUser, `active gt true`},
+		{"boolean_with_string", store.KindUser, `active eq "yes"`},
+		{"string_with_number", store.KindUser, `userName eq 1`},
+		{"bad_time", store.KindUser, `meta.lastModified gt "yesterday"`},
+		{"user_attribute_on_group", store.KindGroup, `userName eq "alice"`},
+		{"members_display", store.KindGroup, `members.display eq "alice"`},
+	} {
+		f.t.Run(tc.name, func(t *testing.T) {
+			f := f.in(t)
+			_, err := f.st.List(f.ctx, tn.ID, tc.kind, store.ListOptions{Count: 10, Filter: parse(t, tc.filter)})
+			var fe *store.FilterError
+			if !errors.As(err, &fe) {
+				t.Fatalf("err = %v, want a *store.FilterError", err)
+			}
+			wantErr(t, err, store.ErrInvalidFilter)
+		})
+	}
+}
+
+// ---- concurrency
+
+func concurrentUpdates(f *fixture) {
+	const workers, rounds = 16, 10
+	tn := f.tenant("acme")
+	u := newUser(tn.ID, "counter")
+	u.Doc = []byte(`{"userName":"counter","nickName":"0"}`)
+	f.create(u)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for range rounds {
+				_, err := f.st.Update(f.ctx, tn.ID, store.KindUser, u.ID, func(cur *store.Resource) ([]store.MemberChange, error) {
+					var doc map[string]any
+					if err := json.Unmarshal(cur.Doc, &doc); err != nil {
+						return nil, err
+					}
+					n, err := strconv.Atoi(fmt.Sprint(doc["nickName"]))
+					if err != nil {
+						return nil, err
+					}
+					doc["nickName"] = strconv.Itoa(n + 1)
+					cur.Doc = mustJSON(doc)
+					return nil, nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		f.t.Errorf("concurrent Update: %v", err)
+	}
+	got := f.get(tn.ID, store.KindUser, u.ID)
+	jsonEqual(f.t, "Doc", got.Doc, []byte(`{"userName":"counter","nickName":"160"}`))
+	if got.Version != workers*rounds+1 {
+		f.t.Errorf("Version = %d, want %d", got.Version, workers*rounds+1)
+	}
+}
+
+func concurrentCreates(f *fixture) {
+	const workers = 8
+	tn := f.tenant("acme")
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for i := range workers {
+		wg.Go(func() {
+			errs[i] = f.st.Create(f.ctx, newUser(tn.ID, []string{"Racer", "racer", "RACER"}[i%3]))
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, store.ErrConflict):
+			f.t.Errorf("concurrent Create: %v, want nil or ErrConflict", err)
+		}
+	}
+	if ok != 1 {
+		f.t.Errorf("%d concurrent Creates of one userName succeeded, want exactly 1", ok)
+	}
+	if res := f.list(tn.ID, store.KindUser, store.ListOptions{Count: 10}); res.Total != 1 {
+		f.t.Errorf("%d users stored, want 1", res.Total)
+	}
+}
+
+// concurrentDeleteVsMembers races the deletion of a user against an update adding it
+// to a group, round after round. Whichever commits first, no membership may name the
+// deleted user afterwards: either the update sees the user gone (a MemberError) or
+// the delete sees the new membership and drops it. With already set, the group holds
+// the user before each round and the update replaces its members (as a PUT does).
+func concurrentDeleteVsMembers(already bool) func(f *fixture) {
+	return func(f *fixture) {
+		const rounds = 30
+		tn := f.tenant("acme")
+		g := f.group(tn.ID, "target")
+		change := store.MemberChange{}
+		if already {
+			change.Replace = true
+		}
+		dangling := 0
+		for i := range rounds {
+			u := f.user(tn.ID, "user"+strconv.Itoa(i))
+			if already {
+				f.changeMembers(tn.ID, g.ID, store.MemberChange{Add: []store.Member{{Value: u.ID}}})
+			}
+			var addErr, delErr error
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			wg.Go(func() {
+				<-start
+				_, addErr = f.st.Update(f.ctx, tn.ID, store.KindGroup, g.ID, func(*store.Resource) ([]store.MemberChange, error) {
+					c := change
+					c.Add = []store.Member{{Value: u.ID}}
+					return []store.MemberChange{c}, nil
+				})
+			})
+			wg.Go(func() {
+				<-start
+				delErr = f.st.Delete(f.ctx, tn.ID, store.KindUser, u.ID, 0)
+			})
+			close(start)
+			wg.Wait()
+			if delErr != nil {
+				f.t.Fatalf("round %d: Delete: %v", i, delErr)
+			}
+			if addErr != nil && !errors.Is(addErr, store.ErrInvalidMember) {
+				f.t.Fatalf("round %d: Update: %v, want nil or ErrInvalidMember", i, addErr)
+			}
+			if slices.Contains(f.memberIDs(tn.ID, g.ID), u.ID) {
+				dangling++
+			}
+		}
+		if dangling > 0 {
+			f.t.Errorf("%d of %d rounds left the group listing a deleted user", dangling, rounds)
+		}
+	}
+}
