@@ -31,6 +31,10 @@ type Dialect interface {
 	// ForKeyShare is the clause that keeps a selected row from being deleted until
 	// the transaction ends, the lock a foreign key check takes.
 	ForKeyShare() string
+	// IsRetryable reports whether err is a transient conflict (a deadlock, a
+	// serialization failure, a busy database) after which the whole transaction may
+	// simply run again.
+	IsRetryable(err error) bool
 	// IsUniqueViolation reports whether err is a unique-constraint violation.
 	IsUniqueViolation(err error) bool
 	// LockMigrations serialises concurrent migrations inside tx.

@@ -560,9 +560,22 @@ func (s *Store) Delete(ctx context.Context, tenantID string, kind store.Kind, id
 	})
 }
 
+// maxAttempts bounds how often a transaction runs when the database reports a
+// transient conflict such as a deadlock.
+const maxAttempts = 3
+
+// tx runs fn in a transaction, again (up to maxAttempts) when the database aborts it
+// for a transient conflict. fn must therefore be safe to run more than once.
 func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	err := s.db.WithContext(ctx).Transaction(fn)
-	if err != nil && isConnErr(err) {
+	var err error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		err = s.db.WithContext(ctx).Transaction(fn)
+		if err == nil || !s.d.IsRetryable(err) || ctx.Err() != nil {
+			break
+		}
+		s.log.Debug("transaction conflict, retrying", zap.Int("attempt", attempt), zap.Error(err))
+	}
+	if err != nil && (isConnErr(err) || s.d.IsRetryable(err)) {
 		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
 	}
 	return err

@@ -94,6 +94,13 @@ func (Dialect) ForUpdate() string { return " FOR UPDATE" }
 // ForKeyShare implements gormstore.Dialect.
 func (Dialect) ForKeyShare() string { return " FOR KEY SHARE" }
 
+// IsRetryable implements gormstore.Dialect: deadlock_detected and
+// serialization_failure.
+func (Dialect) IsRetryable(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001")
+}
+
 // IsUniqueViolation implements gormstore.Dialect.
 func (Dialect) IsUniqueViolation(err error) bool {
 	var pg *pgconn.PgError

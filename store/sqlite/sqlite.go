@@ -129,6 +129,11 @@ func (Dialect) ForUpdate() string { return "" }
 // ForKeyShare implements gormstore.Dialect: immediate transactions lock the database.
 func (Dialect) ForKeyShare() string { return "" }
 
+// IsRetryable implements gormstore.Dialect: the busy timeout ran out.
+func (Dialect) IsRetryable(err error) bool {
+	return strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked")
+}
+
 // IsUniqueViolation implements gormstore.Dialect.
 func (Dialect) IsUniqueViolation(err error) bool {
 	return strings.Contains(err.Error(), "UNIQUE constraint failed")
