@@ -141,8 +141,15 @@ func (c *compiler) valuePath(n *filter.ValuePath, in *source) (string, error) {
 		return "", store.Filterf("%q has no sub-attributes to filter with [...]", pathString(p))
 	}
 	if !attr.MultiValued {
-		// A singular complex attribute: name[givenName eq "x"] is name.givenName eq "x".
-		return c.expr(n.ValueFilter, c.complexSource(attr, p.URI()))
+		// A singular complex attribute: name[givenName eq "x"] is name.givenName eq "x"
+		// for a resource that has a name. Without one there is no value for the filter
+		// to apply to, so even name[not (givenName pr)] matches nothing, as for an
+		// absent multi-valued attribute.
+		cond, err := c.expr(n.ValueFilter, c.complexSource(attr, p.URI()))
+		if err != nil {
+			return "", err
+		}
+		return "(" + c.d.JSONText("t.data", docKeys(attr, p.URI())...) + " IS NOT NULL AND (" + cond + "))", nil
 	}
 	src, err := c.source(attr, p.URI())
 	if err != nil {
@@ -235,7 +242,13 @@ func (c *compiler) singular(top, parent, attr *schemas.Attribute, urn string) (o
 		case parent != nil && attr.Name == "lastModified":
 			return operand{expr: "t.last_modified", attr: attr, time: true}, nil
 		case parent != nil && attr.Name == "resourceType":
-			return operand{expr: c.bind(string(c.kind)), attr: attr}, nil
+			// A literal rather than a parameter, because "pr" uses the operand twice;
+			// it is one of two constants, never request input.
+			lit := "'User'"
+			if c.kind == store.KindGroup {
+				lit = "'Group'"
+			}
+			return operand{expr: lit, attr: attr}, nil
 		default:
 			return operand{}, store.Filterf("%s is not filterable; meta.created, meta.lastModified and meta.resourceType are", pathName(parent, attr))
 		}
@@ -421,6 +434,22 @@ func (c *compiler) compare(o operand, n *filter.AttributeExpression) (string, er
 			return "", store.Filterf("%s is not filterable", name)
 		}
 		t = t.UTC()
+		if lo := t.Truncate(time.Microsecond); !lo.Equal(t) {
+			// Stored times are whole microseconds (see now), and PostgreSQL's driver
+			// drops finer digits from a parameter. Against a time between two
+			// microseconds, > and >= are > the one before it, < and <= are <= it,
+			// eq never holds and ne always does.
+			switch op {
+			case filter.EQ:
+				return "FALSE", nil
+			case filter.NE:
+				return "TRUE", nil
+			case filter.GT, filter.GE:
+				return o.expr + " > " + c.bind(lo), nil
+			case filter.LT, filter.LE:
+				return o.expr + " <= " + c.bind(lo), nil
+			}
+		}
 		switch op {
 		case filter.EQ:
 			return o.expr + " = " + c.bind(t), nil
