@@ -146,7 +146,53 @@ func commonValue(r *Resource, attr, parent *schemas.Attribute) any {
 	return nil
 }
 
+// checkOperands refuses what the SQL compiler refuses: a compare value of the wrong
+// type for the attribute, and an operator that does not apply to it.
+func checkOperands(a *schemas.Attribute, n *filter.AttributeExpression) error {
+	op := n.Operator
+	if op == filter.PR {
+		return nil
+	}
+	name := n.AttributePath.String()
+	if n.CompareValue == nil {
+		return errorf(KindInvalidFilter, "%s %s null: compare with a value, or use \"pr\"", name, op)
+	}
+	ordered := op == filter.GT || op == filter.GE || op == filter.LT || op == filter.LE
+	substr := op == filter.CO || op == filter.SW || op == filter.EW
+	switch a.Type {
+	case schemas.String, schemas.Reference, schemas.Binary:
+		if _, ok := n.CompareValue.(string); !ok {
+			return errorf(KindInvalidFilter, "%s is a string; compare it with a quoted value", name)
+		}
+	case schemas.Boolean:
+		if _, ok := n.CompareValue.(bool); !ok || ordered || substr {
+			return errorf(KindInvalidFilter, "%s is a boolean; only eq, ne and pr with true or false apply", name)
+		}
+	case schemas.Integer, schemas.Decimal:
+		if _, ok := number(n.CompareValue); !ok || substr {
+			return errorf(KindInvalidFilter, "%s is a number; compare it with a number using eq, ne, gt, ge, lt or le", name)
+		}
+		if _, isStr := n.CompareValue.(string); isStr {
+			return errorf(KindInvalidFilter, "%s is a number; compare it with a number", name)
+		}
+	case schemas.DateTime:
+		s, ok := n.CompareValue.(string)
+		if !ok || substr {
+			return errorf(KindInvalidFilter, "%s is a dateTime; compare it with a quoted RFC 3339 time using eq, ne, gt, ge, lt or le", name)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+			return errorf(KindInvalidFilter, "%s: %q is not an RFC 3339 time", name, s)
+		}
+	case schemas.Complex:
+		return errorf(KindInvalidFilter, "%s is complex; filter on one of its sub-attributes, or use pr", name)
+	}
+	return nil
+}
+
 func compareValue(a *schemas.Attribute, v any, n *filter.AttributeExpression) (bool, error) {
+	if err := checkOperands(a, n); err != nil {
+		return false, err
+	}
 	op := n.Operator
 	if op == filter.PR {
 		switch t := v.(type) {

@@ -142,6 +142,7 @@ func TestUserErrors(t *testing.T) {
 			{"patch_bad_op", "PATCH", "/scim/v2/Users/" + id, patchBody(op("move", "active", true)), nil, 400, "invalidSyntax"},
 			{"patch_no_operations", "PATCH", "/scim/v2/Users/" + id, map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}}, nil, 400, "invalidSyntax"},
 			{"patch_wrong_schema", "PATCH", "/scim/v2/Users/" + id, map[string]any{"schemas": []string{"urn:x"}, "Operations": []any{op("replace", "active", true)}}, nil, 400, "invalidSyntax"},
+			{"patch_filter_wrong_type", "PATCH", "/scim/v2/Users/" + id, patchBody(op("replace", `emails[primary eq "yes"].value`, "a@b")), nil, 400, "invalidPath"},
 			{"patch_filter_no_match", "PATCH", "/scim/v2/Users/" + id, patchBody(op("replace", `emails[type eq "work" or type eq "home"].value`, "a@b")), nil, 400, "noTarget"},
 			{"bad_etag", "PUT", "/scim/v2/Users/" + id, user("other@example.com"), []string{"If-Match", `"nope"`}, 412, ""},
 		}
