@@ -271,3 +271,24 @@ func order(op filter.CompareOperator, c int) (bool, error) {
 	}
 	return false, fmt.Errorf("operator %s does not order", op)
 }
+
+// checkValueFilter checks a [...] filter over the sub-attributes of top without
+// evaluating it, so that a bad filter is refused even when there is no value to test.
+func checkValueFilter(top *schemas.Attribute, e filter.Expression) error {
+	switch n := e.(type) {
+	case *filter.LogicalExpression:
+		if err := checkValueFilter(top, n.Left); err != nil {
+			return err
+		}
+		return checkValueFilter(top, n.Right)
+	case *filter.NotExpression:
+		return checkValueFilter(top, n.Expression)
+	case *filter.AttributeExpression:
+		sub := top.Sub(n.AttributePath.AttributeName)
+		if sub == nil || n.AttributePath.SubAttribute != nil || n.AttributePath.URIPrefix != nil {
+			return errorf(KindInvalidFilter, "%s has no sub-attribute %q", top.Name, n.AttributePath.String())
+		}
+		return checkOperands(sub, n)
+	}
+	return errorf(KindInvalidFilter, "a [...] filter cannot hold %T", e)
+}

@@ -279,6 +279,9 @@ func (p *patcher) applyMulti(holder map[string]any, top, sub *schemas.Attribute,
 	list, _ := holder[top.Name].([]any)
 	var matched []int
 	if f != nil {
+		if err := checkValueFilter(top, f); err != nil {
+			return &Error{Kind: KindInvalidPath, Detail: AsError(err).Detail}
+		}
 		for i, it := range list {
 			obj, _ := it.(map[string]any)
 			ok, err := evalExpr(p.rt, nil, f, &elem{attr: top, obj: obj})
