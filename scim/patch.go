@@ -423,6 +423,12 @@ func (p *patcher) applyMembers(op string, path filter.Path, sub *schemas.Attribu
 		return errorf(KindMutability, "members.%s is immutable; remove the member and add it again instead", sub.Name)
 	}
 	f := path.ValueExpression
+	if f != nil {
+		members, _, _ := p.rt.Resolve("", "members", "")
+		if err := checkValueFilter(members, f); err != nil {
+			return &Error{Kind: KindInvalidPath, Detail: AsError(err).Detail}
+		}
+	}
 	var ids []store.Member
 	if value != nil {
 		var err error
