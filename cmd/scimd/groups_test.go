@@ -123,8 +123,8 @@ func TestGroups(t *testing.T) {
 		}
 		t.Run("patch_member_sub_attribute_is_immutable", func(t *testing.T) {
 			e.call("PATCH", gpath, patchBody(op("replace", `members[value eq "x"].display`, "y"))).wantError(t, 400, "mutability")
-		e.call("PATCH", gpath, patchBody(op("remove", `members[value gt 5]`, nil))).wantError(t, 400, "invalidPath")
-		e.call("PATCH", gpath, patchBody(op("remove", `members[shoe eq "x"]`, nil))).wantError(t, 400, "invalidPath")
+			e.call("PATCH", gpath, patchBody(op("remove", `members[value gt 5]`, nil))).wantError(t, 400, "invalidPath")
+			e.call("PATCH", gpath, patchBody(op("remove", `members[shoe eq "x"]`, nil))).wantError(t, 400, "invalidPath")
 		})
 		t.Run("put_replaces_members", func(t *testing.T) {
 			r := e.call("PUT", gpath, group("Eng", u[1])).want(t, 200)
