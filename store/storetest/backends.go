@@ -47,14 +47,7 @@ func Backends(t testing.TB) []Backend {
 func OpenSQLite(t testing.TB) *gormstore.Store {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "scimd.db"), zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return migrated(t, st, err)
 }
 
 // OpenPostgres returns a migrated store in a new schema of the database at
@@ -89,6 +82,12 @@ func OpenPostgres(t testing.TB) *gormstore.Store {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	st, err := pgstore.Open(u.String(), zaptest.NewLogger(t))
+	return migrated(t, st, err)
+}
+
+// migrated fails t if opening failed, closes st when t ends, and migrates it.
+func migrated(t testing.TB, st *gormstore.Store, err error) *gormstore.Store {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
