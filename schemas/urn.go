@@ -10,5 +10,6 @@ const (
 	ServiceProviderConfigURN = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 	ListResponseURN          = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 	PatchOpURN               = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+	SearchRequestURN         = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 	ErrorURN                 = "urn:ietf:params:scim:api:messages:2.0:Error"
 )

@@ -26,6 +26,8 @@ const (
 	KindUnauthorized                   // 401
 	KindForbidden                      // 403
 	KindUnavailable                    // 503
+	KindInvalidCursor                  // 400 invalidCursor (RFC 9865)
+	KindExpiredCursor                  // 400 expiredCursor (RFC 9865)
 )
 
 // Error is the error every Service method returns. Detail is safe to show to the
@@ -58,7 +60,10 @@ func AsError(err error) *Error {
 	}
 	var fe *store.FilterError
 	var me *store.MemberError
+	var se *store.SortError
 	switch {
+	case errors.As(err, &se):
+		return &Error{Kind: KindInvalidValue, Detail: "sortBy: " + se.Msg, Err: err}
 	case errors.As(err, &fe):
 		return &Error{Kind: KindInvalidFilter, Detail: fe.Msg, Err: err}
 	case errors.As(err, &me):

@@ -146,7 +146,7 @@ func populate(ctx context.Context, t *testing.T, svc *scim.Service, tenant strin
 			body["userName"] = body["userName"].(string) + "-x"
 		}
 		seen[strings.ToLower(body["userName"].(string))] = true
-		r, err := svc.Create(ctx, tenant, scim.UserKind, body)
+		r, err := svc.Create(ctx, tenant, scim.UserKind, body, scim.Projection{})
 		if err != nil {
 			t.Fatalf("create user %v: %v", body, err)
 		}
@@ -172,7 +172,7 @@ func populate(ctx context.Context, t *testing.T, svc *scim.Service, tenant strin
 		if len(members) > 0 {
 			body["members"] = members
 		}
-		r, err := svc.Create(ctx, tenant, scim.GroupKind, body)
+		r, err := svc.Create(ctx, tenant, scim.GroupKind, body, scim.Projection{})
 		if err != nil {
 			t.Fatalf("create group %v: %v", body, err)
 		}

@@ -88,7 +88,7 @@ func ParsePatch(body map[string]any, maxOps int) ([]PatchOp, error) {
 // Patch applies ops to a resource in one transaction (RFC 7644 §3.5.2): all of them
 // or none. Membership operations on groups become row-level changes, so their cost
 // does not depend on the size of the group.
-func (s *Service) Patch(ctx context.Context, tenantID string, kind ResourceKind, id string, ops []PatchOp, ifMatch string) (*Resource, error) {
+func (s *Service) Patch(ctx context.Context, tenantID string, kind ResourceKind, id string, ops []PatchOp, ifMatch string, proj Projection) (*Resource, error) {
 	rt := s.types.Of(kind)
 	_, err := s.st.Update(ctx, tenantID, kind, normID(id), func(cur *store.Resource) ([]store.MemberChange, error) {
 		if err := checkIfMatch(ifMatch, cur.Version); err != nil {
@@ -126,7 +126,7 @@ func (s *Service) Patch(ctx context.Context, tenantID string, kind ResourceKind,
 	if err != nil {
 		return nil, s.writeErr(kind, id, err)
 	}
-	return s.Get(ctx, tenantID, kind, id)
+	return s.Get(ctx, tenantID, kind, id, proj)
 }
 
 type patcher struct {
@@ -317,15 +317,20 @@ func (p *patcher) applyMulti(holder map[string]any, top, sub *schemas.Attribute,
 	case sub == nil && f == nil && op == "replace":
 		holder[top.Name] = asList(value)
 	case sub == nil && f == nil: // add: append values not already present
+		var added []int
 		for _, v := range asList(value) {
 			if !containsValue(list, v) {
 				list = append(list, v)
+				added = append(added, len(list)-1)
 			}
 		}
-		holder[top.Name] = list
+		holder[top.Name] = newestPrimary(list, added)
+	case len(matched) == 0 && op == "replace":
+		// RFC 7644 §3.5.2.3: a filter that matches nothing has no target.
+		return errorf(KindNoTarget, "%s: the filter matches no value to replace", top.Name)
 	case len(matched) == 0:
-		// Nothing matched: create the value the filter describes, if it describes
-		// one (type eq "work" and ...), else there is no target.
+		// add where nothing matched: create the value the filter describes, if it
+		// describes one (type eq "work" and ...), else there is no target.
 		obj, ok := equalities(f)
 		if !ok {
 			return errorf(KindNoTarget, "%s: the filter matches no value", top.Name)
@@ -339,7 +344,8 @@ func (p *patcher) applyMulti(holder map[string]any, top, sub *schemas.Attribute,
 		} else {
 			return errorf(KindInvalidValue, "%s: the value must be an object", top.Name)
 		}
-		holder[top.Name] = append(list, obj)
+		list = append(list, obj)
+		holder[top.Name] = newestPrimary(list, []int{len(list) - 1})
 	default:
 		for _, i := range matched {
 			obj, _ := list[i].(map[string]any)
@@ -366,9 +372,40 @@ func (p *patcher) applyMulti(holder map[string]any, top, sub *schemas.Attribute,
 			}
 			list[i] = obj
 		}
-		holder[top.Name] = list
+		holder[top.Name] = newestPrimary(list, matched)
 	}
 	return nil
+}
+
+// newestPrimary keeps RFC 7643 §2.4 after a change: if a value the operation wrote
+// is primary, it is the only primary one; the values that were primary before lose
+// the flag.
+func newestPrimary(list []any, touched []int) []any {
+	winner := -1
+	for _, i := range touched {
+		if m, ok := list[i].(map[string]any); ok && isTrue(m["primary"]) {
+			winner = i
+		}
+	}
+	if winner < 0 {
+		return list
+	}
+	for i, it := range list {
+		if m, ok := it.(map[string]any); ok && i != winner && isTrue(m["primary"]) {
+			delete(m, "primary")
+		}
+	}
+	return list
+}
+
+func isTrue(v any) bool {
+	switch t := v.(type) {
+	case bool:
+		return t
+	case string:
+		return strings.EqualFold(t, "true")
+	}
+	return false
 }
 
 // equalities returns the value an eq-only conjunction such as

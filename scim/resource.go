@@ -60,9 +60,13 @@ func (r *Resource) Location(baseURL string) string {
 	return baseURL + r.rt.Endpoint + "/" + url.PathEscape(r.ID)
 }
 
-// Render returns the resource's full JSON representation (RFC 7643 §3) with meta and
-// $ref URLs under baseURL.
-func (r *Resource) Render(baseURL string) map[string]any {
+// Render returns the resource's JSON representation (RFC 7643 §3) with meta and $ref
+// URLs under baseURL, reduced to what proj selects (RFC 7644 §3.9).
+func (r *Resource) Render(baseURL string, proj Projection) map[string]any {
+	return proj.Apply(r.rt, r.render(baseURL))
+}
+
+func (r *Resource) render(baseURL string) map[string]any {
 	out := make(map[string]any, len(r.Attrs)+3)
 	for k, v := range r.Attrs {
 		out[k] = v

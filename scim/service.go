@@ -3,9 +3,13 @@ package scim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/scim2/filter-parser/v2"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
@@ -19,6 +23,7 @@ type Store interface {
 	List(ctx context.Context, tenantID string, kind store.Kind, opts store.ListOptions) (store.ListResult, error)
 	Update(ctx context.Context, tenantID string, kind store.Kind, id string, fn store.Updater) (*store.Resource, error)
 	Delete(ctx context.Context, tenantID string, kind store.Kind, id string, ifVersion int64) error
+	Secret(ctx context.Context, name string) ([]byte, error)
 }
 
 // Limits bound the work one request may cause.
@@ -33,11 +38,14 @@ type Limits struct {
 	MaxOperations int
 	// BcryptCost is the work factor of password hashes.
 	BcryptCost int
+	// CursorTimeout is how long a list cursor stays valid (RFC 9865 cursorTimeout).
+	CursorTimeout time.Duration
 }
 
 // DefaultLimits are the limits scimd runs with unless configured otherwise.
 func DefaultLimits() Limits {
-	return Limits{MaxResults: 1000, DefaultCount: 100, MaxFilterLength: 4096, MaxOperations: 1000, BcryptCost: bcrypt.DefaultCost}
+	return Limits{MaxResults: 1000, DefaultCount: 100, MaxFilterLength: 4096, MaxOperations: 1000, BcryptCost: bcrypt.DefaultCost,
+		CursorTimeout: time.Hour}
 }
 
 // Service implements the SCIM use cases for one store.
@@ -46,6 +54,9 @@ type Service struct {
 	log    *zap.Logger
 	types  Types
 	limits Limits
+
+	keyMu sync.Mutex
+	key   []byte // signs cursors; read once from the store
 }
 
 // Option configures a Service.
@@ -69,12 +80,19 @@ func (s *Service) Types() Types { return s.types }
 // Limits returns the service's limits.
 func (s *Service) Limits() Limits { return s.limits }
 
-func readOpts(kind ResourceKind) store.ReadOptions {
-	return store.ReadOptions{Members: kind == GroupKind, Groups: kind == UserKind}
+// readOpts loads the derived attributes the projection will return: members of a
+// group, groups of a user. A client that excludes them costs no membership reads.
+func (s *Service) readOpts(kind ResourceKind, p Projection) store.ReadOptions {
+	rt := s.types.Of(kind)
+	return store.ReadOptions{
+		Members: kind == GroupKind && p.Needs(rt, "members"),
+		Groups:  kind == UserKind && p.Needs(rt, "groups"),
+	}
 }
 
-// Create validates body and stores it as a new resource (RFC 7644 §3.3).
-func (s *Service) Create(ctx context.Context, tenantID string, kind ResourceKind, body map[string]any) (*Resource, error) {
+// Create validates body and stores it as a new resource (RFC 7644 §3.3). The
+// returned resource carries what proj selects.
+func (s *Service) Create(ctx context.Context, tenantID string, kind ResourceKind, body map[string]any, proj Projection) (*Resource, error) {
 	w, err := s.types.parseResource(kind, body)
 	if err != nil {
 		return nil, err
@@ -91,7 +109,7 @@ func (s *Service) Create(ctx context.Context, tenantID string, kind ResourceKind
 	if err := s.st.Create(ctx, sr); err != nil {
 		return nil, s.conflict(kind, err)
 	}
-	return s.Get(ctx, tenantID, kind, sr.ID)
+	return s.Get(ctx, tenantID, kind, sr.ID, proj)
 }
 
 // conflict explains a uniqueness conflict with the attribute that caused it.
@@ -105,9 +123,9 @@ func (s *Service) conflict(kind ResourceKind, err error) error {
 	return AsError(err)
 }
 
-// Get returns one resource (RFC 7644 §3.4.1).
-func (s *Service) Get(ctx context.Context, tenantID string, kind ResourceKind, id string) (*Resource, error) {
-	sr, err := s.st.Get(ctx, tenantID, kind, normID(id), readOpts(kind))
+// Get returns one resource (RFC 7644 §3.4.1) with the derived attributes proj needs.
+func (s *Service) Get(ctx context.Context, tenantID string, kind ResourceKind, id string, proj Projection) (*Resource, error) {
+	sr, err := s.st.Get(ctx, tenantID, kind, normID(id), s.readOpts(kind, proj))
 	if err != nil {
 		return nil, s.notFound(kind, id, err)
 	}
@@ -130,21 +148,33 @@ func normID(id string) string { return strings.ToLower(id) }
 
 // ListQuery are the list parameters of RFC 7644 §3.4.2.
 type ListQuery struct {
-	Filter     string
+	Filter string
+	// SortBy and SortOrder ("ascending", the default, or "descending") order the
+	// results (RFC 7644 §3.4.2.3).
+	SortBy     string
+	SortOrder  string
 	StartIndex int
 	Count      *int
+	// Cursor selects cursor paging (RFC 9865): "" for the first page, else a
+	// nextCursor or previousCursor of an earlier page. Nil pages by index.
+	Cursor     *string
+	Projection Projection
 }
 
-// ListPage is one page of a list response (RFC 7644 §3.4.2).
+// ListPage is one page of a list response (RFC 7644 §3.4.2, RFC 9865).
 type ListPage struct {
 	TotalResults int
 	StartIndex   int
 	Resources    []*Resource
+	// Cursor paging: set when the page was asked for by cursor.
+	Cursor         bool
+	NextCursor     string
+	PreviousCursor string
 }
 
 // List returns the page of resources matching q.
 func (s *Service) List(ctx context.Context, tenantID string, kind ResourceKind, q ListQuery) (*ListPage, error) {
-	opts := store.ListOptions{StartIndex: max(q.StartIndex, 1), Count: s.limits.DefaultCount, ReadOptions: readOpts(kind)}
+	opts := store.ListOptions{StartIndex: max(q.StartIndex, 1), Count: s.limits.DefaultCount, ReadOptions: s.readOpts(kind, q.Projection)}
 	if q.Count != nil {
 		opts.Count = min(max(*q.Count, 0), s.limits.MaxResults)
 	}
@@ -155,11 +185,44 @@ func (s *Service) List(ctx context.Context, tenantID string, kind ResourceKind, 
 		}
 		opts.Filter = f
 	}
+	if q.SortBy != "" {
+		p, err := parseSortBy(q.SortBy)
+		if err != nil {
+			return nil, err
+		}
+		opts.SortBy = &p
+	}
+	switch strings.ToLower(q.SortOrder) {
+	case "", "ascending":
+	case "descending":
+		opts.Descending = true
+	default:
+		return nil, errorf(KindInvalidValue, "sortOrder must be ascending or descending, not %q", q.SortOrder)
+	}
+	if q.Cursor != nil {
+		if q.StartIndex > 1 {
+			return nil, errorf(KindInvalidValue, "use either startIndex or cursor, not both")
+		}
+		opts.Seek = &store.Seek{}
+		if *q.Cursor != "" {
+			seek, err := s.decodeCursor(ctx, tenantID, kind, q, *q.Cursor)
+			if err != nil {
+				return nil, err
+			}
+			opts.Seek = seek
+		}
+	}
 	res, err := s.st.List(ctx, tenantID, kind, opts)
 	if err != nil {
 		return nil, AsError(err)
 	}
 	page := &ListPage{TotalResults: res.Total, StartIndex: opts.StartIndex, Resources: make([]*Resource, 0, len(res.Resources))}
+	if opts.Seek != nil {
+		page.Cursor = true
+		if page.NextCursor, page.PreviousCursor, err = s.cursors(ctx, tenantID, kind, q, opts.Seek, res); err != nil {
+			return nil, err
+		}
+	}
 	for _, sr := range res.Resources {
 		r, err := s.types.fromStore(sr)
 		if err != nil {
@@ -171,8 +234,9 @@ func (s *Service) List(ctx context.Context, tenantID string, kind ResourceKind, 
 }
 
 // Replace replaces a resource with body (RFC 7644 §3.5.1). ifMatch, when not empty,
-// is the If-Match header: the write happens only if the stored version matches.
-func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKind, id string, body map[string]any, ifMatch string) (*Resource, error) {
+// is the If-Match header: the write happens only if the stored version matches,
+// checked inside the write's transaction.
+func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKind, id string, body map[string]any, ifMatch string, proj Projection) (*Resource, error) {
 	w, err := s.types.parseResource(kind, body)
 	if err != nil {
 		return nil, err
@@ -201,7 +265,7 @@ func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKin
 	if err != nil {
 		return nil, s.writeErr(kind, id, err)
 	}
-	return s.Get(ctx, tenantID, kind, id)
+	return s.Get(ctx, tenantID, kind, id, proj)
 }
 
 func (s *Service) writeErr(kind ResourceKind, id string, err error) error {
@@ -261,4 +325,76 @@ func (s *Service) hash(password string) (string, error) {
 		return "", AsError(err)
 	}
 	return string(h), nil
+}
+
+// parseSortBy reads a sortBy attribute path (RFC 7644 §3.4.2.3).
+func parseSortBy(raw string) (p filter.AttributePath, err error) {
+	defer func() {
+		if recover() != nil {
+			err = errorf(KindInvalidValue, "sortBy %q is not an attribute path", raw)
+		}
+	}()
+	p, perr := filter.ParseAttrPath([]byte(strings.TrimSpace(raw)))
+	if perr != nil {
+		return p, &Error{Kind: KindInvalidValue, Detail: fmt.Sprintf("sortBy %q is not an attribute path such as name.familyName", raw), Err: perr}
+	}
+	return p, nil
+}
+
+// Search lists several resource types as one list (RFC 7644 §3.4.3, a query at the
+// service provider root): the matching resources of the first kind, then those of
+// the next, paged together. A filter or sortBy naming an attribute one kind lacks
+// leaves that kind out or in its default order; a filter no kind understands is
+// refused.
+func (s *Service) Search(ctx context.Context, tenantID string, kinds []ResourceKind, q ListQuery) (*ListPage, error) {
+	if len(kinds) == 1 {
+		return s.List(ctx, tenantID, kinds[0], q)
+	}
+	if q.Cursor != nil {
+		return nil, errorf(KindInvalidValue, "cursor paging lists one resource type; query /Users or /Groups")
+	}
+	count := s.limits.DefaultCount
+	if q.Count != nil {
+		count = min(max(*q.Count, 0), s.limits.MaxResults)
+	}
+	page := &ListPage{StartIndex: max(q.StartIndex, 1), Resources: []*Resource{}}
+	start, remaining := page.StartIndex, count
+	var firstErr error
+	answered := 0
+	for _, kind := range kinds {
+		kq := q
+		if len(kinds) > 1 && q.SortBy != "" && !s.sortable(kind, q.SortBy) {
+			kq.SortBy = ""
+		}
+		n := remaining
+		kq.StartIndex, kq.Count = start, &n
+		p, err := s.List(ctx, tenantID, kind, kq)
+		if err != nil {
+			if AsError(err).Kind == KindInvalidFilter && len(kinds) > 1 {
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			return nil, err
+		}
+		answered++
+		page.TotalResults += p.TotalResults
+		page.Resources = append(page.Resources, p.Resources...)
+		remaining -= len(p.Resources)
+		start = max(1, start-p.TotalResults)
+	}
+	if answered == 0 && firstErr != nil {
+		return nil, firstErr
+	}
+	return page, nil
+}
+
+func (s *Service) sortable(kind ResourceKind, sortBy string) bool {
+	p, err := parseSortBy(sortBy)
+	if err != nil {
+		return true // let List report it
+	}
+	_, _, ok := s.types.Of(kind).Resolve(p.URI(), p.AttributeName, p.SubAttributeName())
+	return ok
 }

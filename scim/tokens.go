@@ -39,6 +39,8 @@ type Accounts interface {
 	CreateToken(ctx context.Context, t store.Token) (store.Token, error)
 	TokenByHash(ctx context.Context, hash []byte) (store.Token, error)
 	CountTokens(ctx context.Context, tenantID string) (int, error)
+	// Get finds the user a token is bound to.
+	Get(ctx context.Context, tenantID string, kind store.Kind, id string, opts store.ReadOptions) (*store.Resource, error)
 }
 
 // Principal is who a request acts as: a token of a tenant, with its scopes.
@@ -46,6 +48,9 @@ type Principal struct {
 	TenantID string
 	TokenID  string
 	Scopes   []string
+	// UserID is the user /Me stands for (RFC 7644 §3.11); "" when the token is bound
+	// to none.
+	UserID string
 }
 
 // Has reports whether the principal holds scope.
@@ -113,9 +118,26 @@ func NewSecret() (string, error) {
 // MinSecretLength is the shortest secret accepted from an operator.
 const MinSecretLength = 20
 
+// TokenOptions describe a token to issue.
+type TokenOptions struct {
+	Scopes []string
+	// Secret is the token itself; empty makes a random one.
+	Secret string
+	// UserID binds the token to a user of its tenant, whom /Me then stands for
+	// (RFC 7644 §3.11). Empty binds it to none, and /Me answers 501.
+	UserID string
+}
+
 // IssueToken creates a token for the named tenant. With secret empty a random one is
 // made; the secret is returned once and only its hash is stored.
 func (t *Tokens) IssueToken(ctx context.Context, tenant string, scopes []string, secret string) (string, error) {
+	return t.Issue(ctx, tenant, TokenOptions{Scopes: scopes, Secret: secret})
+}
+
+// Issue creates a token for the named tenant as o describes; a user to bind must be
+// one of that tenant's. The secret is returned once and only its hash is stored.
+func (t *Tokens) Issue(ctx context.Context, tenant string, o TokenOptions) (string, error) {
+	secret := o.Secret
 	tn, err := t.st.TenantByName(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist; create it with: scimd tenant create %s", tenant, tenant), Err: err}
@@ -130,8 +152,19 @@ func (t *Tokens) IssueToken(ctx context.Context, tenant string, scopes []string,
 	} else if len(secret) < MinSecretLength {
 		return "", errorf(KindInvalidValue, "a token must be at least %d characters long", MinSecretLength)
 	}
+	var userID string
+	if o.UserID != "" {
+		u, err := t.st.Get(ctx, tn.ID, store.KindUser, normID(o.UserID), store.ReadOptions{})
+		if errors.Is(err, store.ErrNotFound) {
+			return "", &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q has no user with id %q; a token can only be bound to a user of its own tenant", tenant, o.UserID), Err: err}
+		}
+		if err != nil {
+			return "", AsError(err)
+		}
+		userID = u.ID
+	}
 	h := sha256.Sum256([]byte(secret))
-	if _, err := t.st.CreateToken(ctx, store.Token{TenantID: tn.ID, Hash: h[:], Scopes: scopes}); err != nil {
+	if _, err := t.st.CreateToken(ctx, store.Token{TenantID: tn.ID, Hash: h[:], Scopes: o.Scopes, UserID: userID}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return "", &Error{Kind: KindUniqueness, Detail: "this token exists already", Err: err}
 		}
@@ -153,7 +186,7 @@ func (t *Tokens) Authenticate(ctx context.Context, secret string) (Principal, er
 	if err != nil {
 		return Principal{}, AsError(err)
 	}
-	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes}, nil
+	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes, UserID: tok.UserID}, nil
 }
 
 // Bootstrap prepares a fresh install. With secret set, the default tenant is created

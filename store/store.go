@@ -35,6 +35,11 @@ func Filterf(format string, args ...any) error {
 	return &FilterError{Msg: fmt.Sprintf(format, args...)}
 }
 
+// SortError explains why a sortBy was refused.
+type SortError struct{ Msg string }
+
+func (e *SortError) Error() string { return "invalid sortBy: " + e.Msg }
+
 // MemberError names the member values that matched no user or group of the tenant;
 // it wraps ErrInvalidMember.
 type MemberError struct {
@@ -77,6 +82,9 @@ type Token struct {
 	Scopes    []string
 	Created   time.Time
 	RevokedAt *time.Time
+	// UserID is the user of the tenant the token acts as at /Me (RFC 7644 §3.11);
+	// "" when it is bound to none.
+	UserID string
 }
 
 // Resource is one stored SCIM resource. Doc holds the resource's attributes as JSON
@@ -123,16 +131,45 @@ type ReadOptions struct {
 
 // ListOptions select, order and page a list (RFC 7644 §3.4.2).
 type ListOptions struct {
-	Filter     filter.Expression
-	StartIndex int // 1-based
+	Filter filter.Expression
+	// SortBy names the attribute to order by (RFC 7644 §3.4.2.3): resources without
+	// a value come last ascending and first descending, ties are broken by id. Nil
+	// orders by creation.
+	SortBy     *filter.AttributePath
+	Descending bool
+	StartIndex int // 1-based; ignored when Seek is set
 	Count      int
+	// Seek selects keyset paging (RFC 9865 cursors): the page after (or before) a
+	// position, stable under concurrent inserts.
+	Seek *Seek
 	ReadOptions
+}
+
+// Seek is a keyset page request.
+type Seek struct {
+	// After is the position of the last resource seen; nil starts at the beginning.
+	After *Position
+	// Backward asks for the page that ends just before After, still returned in
+	// the list's order.
+	Backward bool
+}
+
+// Position is a resource's place in a list's order: its sort key and id.
+type Position struct {
+	Created time.Time // the default order
+	Null    bool      // sorted by an attribute the resource has no value for
+	Value   string    // the (case-folded) value of the sort attribute
+	ID      string
 }
 
 // ListResult is one page of a list and the number of all matching resources.
 type ListResult struct {
 	Total     int
 	Resources []*Resource
+	// With Seek: the position of each resource, and whether more resources lie
+	// beyond the page in the direction asked.
+	Positions []Position
+	More      bool
 }
 
 // MemberChange is one step of how an update changes a group's memberships, so that
@@ -183,6 +220,10 @@ type Store interface {
 	// Update loads the resource, runs fn on it inside the transaction, bumps Version
 	// and LastModified, and writes it back together with fn's membership changes.
 	Update(ctx context.Context, tenantID string, kind Kind, id string, fn Updater) (*Resource, error)
+	// Secret returns the server-wide random secret called name, the same on every
+	// replica sharing the database.
+	Secret(ctx context.Context, name string) ([]byte, error)
+
 	// Delete removes the resource and every membership naming it. A non-zero
 	// ifVersion that does not match is ErrPrecondition.
 	Delete(ctx context.Context, tenantID string, kind Kind, id string, ifVersion int64) error

@@ -11,6 +11,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/scimd/scimd/scim"
+	"github.com/scimd/scimd/store"
 )
 
 func runCLI(t *testing.T, args ...string) (string, string, error) {
@@ -46,6 +51,32 @@ func TestCLI(t *testing.T) {
 		out, _, err = runCLI(t, "tenant", "list", "--database", db)
 		if err != nil || !strings.HasPrefix(out, "acme\t") {
 			t.Errorf("tenant list: %q %v", out, err)
+		}
+	})
+	t.Run("token_bound_to_user", func(t *testing.T) {
+		st, err := openStore(db, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		ctx := context.Background()
+		tn, err := st.TenantByName(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &store.Resource{TenantID: tn.ID, Kind: store.KindUser, UserName: "me@example.com", Doc: []byte(`{"userName":"me@example.com"}`)}
+		if err := st.Create(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := runCLI(t, "token", "create", "--tenant", "acme", "--user", u.ID, "--database", db)
+		if err != nil || !regexp.MustCompile(`^scimd_[A-Za-z0-9_-]{43}\n$`).MatchString(out) {
+			t.Fatalf("token create --user must print the token alone: %q %v", out, err)
+		}
+		if p, err := scim.NewTokens(st).Authenticate(ctx, strings.TrimSpace(out)); err != nil || p.UserID != u.ID {
+			t.Errorf("token bound to %q, want %q (%v)", p.UserID, u.ID, err)
+		}
+		if _, _, err := runCLI(t, "token", "create", "--tenant", "acme", "--user", "00000000-0000-4000-8000-000000000000", "--database", db); err == nil || !strings.Contains(err.Error(), "no user with id") {
+			t.Errorf("token for a missing user: %v", err)
 		}
 	})
 	t.Run("config_errors_reported_together", func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/scimd/scimd/scim"
+	"github.com/scimd/scimd/scim/scimhttp"
 )
 
 // Config is scimd's configuration: flags, each with a SCIMD_* environment fallback.
@@ -23,6 +24,10 @@ type Config struct {
 	LogLevel       string
 	LogFormat      string
 	BootstrapToken string
+
+	// BulkMaxOperations and BulkMaxPayloadBytes bound one bulk request.
+	BulkMaxOperations   int
+	BulkMaxPayloadBytes int64
 }
 
 // envOr returns the environment variable key, or def when it is unset.
@@ -59,6 +64,10 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 		"public URL scimd is reached at, for absolute meta.location, e.g. https://id.example.com (env SCIMD_BASE_URL; default: from the request's Host)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", envInt("SCIMD_MAX_BODY_BYTES", 1<<20), "largest request body in bytes; larger is 413 (env SCIMD_MAX_BODY_BYTES)")
 	fs.IntVar(&c.MaxResults, "max-results", int(envInt("SCIMD_MAX_RESULTS", int64(scim.DefaultLimits().MaxResults))), "largest page a list returns (env SCIMD_MAX_RESULTS)")
+	fs.IntVar(&c.BulkMaxOperations, "bulk-max-operations", int(envInt("SCIMD_BULK_MAX_OPERATIONS", scimhttp.DefaultBulkMaxOperations)),
+		"most operations in one bulk request; more is 413 (env SCIMD_BULK_MAX_OPERATIONS)")
+	fs.Int64Var(&c.BulkMaxPayloadBytes, "bulk-max-payload-bytes", envInt("SCIMD_BULK_MAX_PAYLOAD_BYTES", scimhttp.DefaultBulkMaxPayloadBytes),
+		"largest bulk request body in bytes, at least --max-body-bytes; larger is 413 (env SCIMD_BULK_MAX_PAYLOAD_BYTES)")
 	c.BootstrapToken = os.Getenv("SCIMD_BOOTSTRAP_TOKEN")
 }
 
@@ -91,6 +100,12 @@ func (c *Config) Validate(serving bool) error {
 		}
 		if c.MaxResults < 1 {
 			errs = append(errs, fmt.Errorf("--max-results must be a positive integer"))
+		}
+		if c.BulkMaxOperations < 1 {
+			errs = append(errs, fmt.Errorf("--bulk-max-operations must be a positive integer"))
+		}
+		if c.BulkMaxPayloadBytes < c.MaxBodyBytes || c.BulkMaxPayloadBytes < 1024 {
+			errs = append(errs, fmt.Errorf("--bulk-max-payload-bytes must be an integer of at least --max-body-bytes (%d)", c.MaxBodyBytes))
 		}
 		if c.BootstrapToken != "" && len(c.BootstrapToken) < scim.MinSecretLength {
 			errs = append(errs, fmt.Errorf("SCIMD_BOOTSTRAP_TOKEN must be at least %d characters long", scim.MinSecretLength))

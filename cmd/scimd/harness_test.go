@@ -37,12 +37,15 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
 	}
 }
 
-func newEnv(t *testing.T, b storetest.Backend, o scimhttp.Options) *env {
+func newEnv(t *testing.T, b storetest.Backend, o scimhttp.Options, tune ...func(*scim.Limits)) *env {
 	t.Helper()
 	st := b.Open(t)
 	log := zaptest.NewLogger(t)
 	limits := scim.DefaultLimits()
 	limits.BcryptCost = 4 // bcrypt's minimum: hashing is not what these tests measure
+	for _, f := range tune {
+		f(&limits)
+	}
 	svc := scim.NewService(st, log, scim.WithLimits(limits))
 	tokens := scim.NewTokens(st)
 	secret, err := tokens.Bootstrap(context.Background(), "")

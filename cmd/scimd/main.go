@@ -30,6 +30,7 @@ Usage:
   scimd tenant create NAME [--scope S]         add a tenant; prints its first token alone on stdout
   scimd tenant list [flags]                    list tenants
   scimd token create --tenant NAME --scope S   issue an API token; prints it alone on stdout
+        [--user USER_ID]                       bind it to a user of the tenant, for /scim/v2/Me
   scimd version                                print the version
 
 Run "scimd COMMAND -h" for a command's flags.
@@ -182,14 +183,15 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: scimd token create --tenant NAME --scope scim[,compat,admin]")
+		return errors.New("usage: scimd token create --tenant NAME --scope scim[,compat,admin] [--user USER_ID]")
 	}
 	var c Config
-	var tenant, scopes string
+	var tenant, scopes, userID string
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 	databaseFlags(fs, &c)
 	fs.StringVar(&tenant, "tenant", "", "tenant the token acts for (required)")
 	fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "comma-separated scopes: scim, compat, admin")
+	fs.StringVar(&userID, "user", "", "id of a user of the tenant whom /scim/v2/Me stands for (optional)")
 	st, _, err := setup(ctx, fs, &c, args[1:], false, stderr)
 	if err != nil {
 		return err
@@ -202,7 +204,7 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	secret, err := scim.NewTokens(st).IssueToken(ctx, tenant, sc, "")
+	secret, err := scim.NewTokens(st).Issue(ctx, tenant, scim.TokenOptions{Scopes: sc, UserID: userID})
 	if err != nil {
 		return err
 	}

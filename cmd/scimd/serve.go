@@ -68,7 +68,10 @@ Try it:
 	limits.MaxResults = c.MaxResults
 	svc := scim.NewService(st, log, scim.WithLimits(limits))
 	var draining atomic.Bool
-	h := newHandler(svc, tokens, st, log, &draining, scimhttp.Options{BaseURL: c.BaseURL, MaxBodyBytes: c.MaxBodyBytes})
+	h := newHandler(svc, tokens, st, log, &draining, scimhttp.Options{
+		BaseURL: c.BaseURL, MaxBodyBytes: c.MaxBodyBytes,
+		BulkMaxOperations: c.BulkMaxOperations, BulkMaxPayloadBytes: c.BulkMaxPayloadBytes,
+	})
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,

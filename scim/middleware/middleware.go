@@ -57,7 +57,7 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // Log gives every request an id (the client's X-Request-Id when it is well-formed),
 // echoes it in the response, and writes one access-log line when the request ends:
-// 5xx at error, 4xx at info, the rest at info too.
+// at error for 500s, warn for 503, info for the rest.
 func Log(log *zap.Logger) func(http.Handler) http.Handler {
 	log = log.Named("http")
 	return func(next http.Handler) http.Handler {
@@ -76,8 +76,13 @@ func Log(log *zap.Logger) func(http.Handler) http.Handler {
 			holder := &principalHolder{}
 			ctx = context.WithValue(ctx, holderKey{}, holder)
 			next.ServeHTTP(rec, r.WithContext(ctx))
+			// 500 is a bug and 503 an outage; a 501 answers a request for something
+			// this server does not offer, which is the client's business.
 			lvl := zapcore.InfoLevel
-			if rec.status >= 500 {
+			switch {
+			case rec.status == http.StatusServiceUnavailable:
+				lvl = zapcore.WarnLevel
+			case rec.status >= 500 && rec.status != http.StatusNotImplemented:
 				lvl = zapcore.ErrorLevel
 			}
 			fields := []zap.Field{
@@ -135,11 +140,7 @@ func Recover(log *zap.Logger, onError func(w http.ResponseWriter, r *http.Reques
 func LimitBody(max int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.ContentLength > max {
-				r.Body = http.MaxBytesReader(w, r.Body, 0)
-			} else {
-				r.Body = http.MaxBytesReader(w, r.Body, max)
-			}
+			r.Body = http.MaxBytesReader(w, r.Body, max)
 			next.ServeHTTP(w, r)
 		})
 	}

@@ -24,11 +24,17 @@ func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *http.Request) e
 		"schemas":          []string{schemas.ServiceProviderConfigURN},
 		"documentationUri": "https://github.com/scimd/scimd#readme",
 		"patch":            map[string]any{"supported": true},
-		"bulk":             map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+		"bulk":             map[string]any{"supported": true, "maxOperations": s.bulkMaxOps, "maxPayloadSize": s.bulkMaxBody},
 		"filter":           map[string]any{"supported": true, "maxResults": s.svc.Limits().MaxResults},
 		"changePassword":   map[string]any{"supported": true},
-		"sort":             map[string]any{"supported": false},
+		"sort":             map[string]any{"supported": true},
 		"etag":             map[string]any{"supported": true},
+		// RFC 9865 §4: both paging methods, index by default.
+		"pagination": map[string]any{
+			"cursor": true, "index": true, "defaultPaginationMethod": "index",
+			"defaultPageSize": s.svc.Limits().DefaultCount, "maxPageSize": s.svc.Limits().MaxResults,
+			"cursorTimeout": int(s.svc.Limits().CursorTimeout.Seconds()),
+		},
 		"authenticationSchemes": []any{
 			map[string]any{
 				"type": "oauthbearertoken", "name": "OAuth Bearer Token", "primary": true,

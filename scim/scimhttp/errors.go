@@ -42,6 +42,10 @@ func status(k scim.ErrorKind) (int, scimerrors.ScimType) {
 		return http.StatusForbidden, ""
 	case scim.KindUnavailable:
 		return http.StatusServiceUnavailable, ""
+	case scim.KindInvalidCursor:
+		return http.StatusBadRequest, "invalidCursor"
+	case scim.KindExpiredCursor:
+		return http.StatusBadRequest, "expiredCursor"
 	}
 	return http.StatusInternalServerError, ""
 }

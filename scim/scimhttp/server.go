@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,6 +29,10 @@ type Server struct {
 	baseURL string // absolute URL of Prefix, or "" to derive it from each request
 	maxBody int64
 	mux     *http.ServeMux
+
+	bulkMaxOps  int          // most operations in one bulk request
+	bulkMaxBody int64        // largest bulk request body
+	sub         http.Handler // runs one bulk operation through s.mux
 }
 
 // Options configure a Server.
@@ -37,6 +42,12 @@ type Options struct {
 	BaseURL string
 	// MaxBodyBytes bounds request bodies; larger ones are 413.
 	MaxBodyBytes int64
+	// BulkMaxOperations bounds the operations of one bulk request; more are 413
+	// (RFC 7644 §3.7.4). Zero: DefaultBulkMaxOperations.
+	BulkMaxOperations int
+	// BulkMaxPayloadBytes bounds the body of a bulk request; larger ones are 413. Zero:
+	// DefaultBulkMaxPayloadBytes; never below MaxBodyBytes.
+	BulkMaxPayloadBytes int64
 }
 
 // New returns the SCIM API handler: it authenticates every request with authn and
@@ -46,11 +57,20 @@ func New(svc *scim.Service, authn auth.Authenticator, log *zap.Logger, o Options
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
 	}
+	s.bulkMaxOps, s.bulkMaxBody = o.BulkMaxOperations, o.BulkMaxPayloadBytes
+	if s.bulkMaxOps <= 0 {
+		s.bulkMaxOps = DefaultBulkMaxOperations
+	}
+	if s.bulkMaxBody <= 0 {
+		s.bulkMaxBody = DefaultBulkMaxPayloadBytes
+	}
+	s.bulkMaxBody = max(s.bulkMaxBody, s.maxBody)
+	s.sub = middleware.Recover(s.log, s.writeError)(s.mux)
 	s.routes()
 	var h http.Handler = s.mux
 	h = middleware.NotePrincipal(h)
 	h = auth.Require(authn, scim.ScopeSCIM, s.writeError)(h)
-	h = middleware.LimitBody(s.maxBody)(h)
+	h = s.limitBody(h)
 	h = middleware.Recover(s.log, s.writeError)(h)
 	return h
 }
@@ -98,16 +118,16 @@ func (s *Server) routes() {
 	s.methods(p+"/Schemas/{id}", map[string]handlerFunc{"GET": s.schema})
 	for _, kind := range []scim.ResourceKind{scim.UserKind, scim.GroupKind} {
 		ep := p + s.svc.Types().Of(kind).Endpoint
-		s.methods(ep, map[string]handlerFunc{"GET": s.list(kind), "POST": s.create(kind)})
+		s.methods(ep, map[string]handlerFunc{"GET": s.list([]scim.ResourceKind{kind}), "POST": s.create(kind)})
 		s.methods(ep+"/{id}", map[string]handlerFunc{"GET": s.get(kind), "PUT": s.replace(kind), "PATCH": s.patch(kind), "DELETE": s.delete(kind)})
+		s.methods(ep+"/.search", map[string]handlerFunc{"POST": s.search([]scim.ResourceKind{kind})})
 	}
-	notImplemented := func(what string) handlerFunc {
-		return func(http.ResponseWriter, *http.Request) error {
-			return &httpError{status: http.StatusNotImplemented, detail: what + " is not supported by this server (see /ServiceProviderConfig)"}
-		}
-	}
-	s.methods(p+"/Me", map[string]handlerFunc{"GET": notImplemented("/Me"), "PUT": notImplemented("/Me"), "PATCH": notImplemented("/Me"), "DELETE": notImplemented("/Me"), "POST": notImplemented("/Me")})
-	s.methods(p+"/Bulk", map[string]handlerFunc{"POST": notImplemented("Bulk")})
+	// Queries at the root span every resource type (RFC 7644 §3.4.3).
+	all := []scim.ResourceKind{scim.UserKind, scim.GroupKind}
+	s.methods(p+"/.search", map[string]handlerFunc{"POST": s.search(all)})
+	s.methods(p+"/{$}", map[string]handlerFunc{"GET": s.list(all)})
+	s.methods(p+"/Me", map[string]handlerFunc{"GET": s.me, "PUT": s.me, "PATCH": s.me, "DELETE": s.me, "POST": meNotImplemented})
+	s.methods(p+"/Bulk", map[string]handlerFunc{"POST": s.bulk})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &httpError{status: http.StatusNotFound, detail: "no SCIM endpoint at " + r.URL.Path + "; see " + Prefix + "/ResourceTypes"})
 	})
@@ -175,13 +195,20 @@ func jsonProblem(err error) string {
 	return err.Error()
 }
 
-func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, status int, res *scim.Resource) {
+// projection reads attributes and excludedAttributes from the query (RFC 7644 §3.9);
+// they apply to every response that carries a resource.
+func projection(r *http.Request) scim.Projection {
+	q := r.URL.Query()
+	return scim.Projection{Attributes: scim.SplitList(q.Get("attributes")), Excluded: scim.SplitList(q.Get("excludedAttributes"))}
+}
+
+func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, status int, res *scim.Resource, proj scim.Projection) {
 	base := s.base(r)
 	w.Header().Set("ETag", res.ETag())
 	if status == http.StatusCreated {
 		w.Header().Set("Location", res.Location(base))
 	}
-	writeJSON(w, status, res.Render(base))
+	writeJSON(w, status, res.Render(base, proj))
 }
 
 func (s *Server) create(kind scim.ResourceKind) handlerFunc {
@@ -190,18 +217,20 @@ func (s *Server) create(kind scim.ResourceKind) handlerFunc {
 		if err != nil {
 			return err
 		}
-		res, err := s.svc.Create(r.Context(), tenant(r), kind, body)
+		proj := projection(r)
+		res, err := s.svc.Create(r.Context(), tenant(r), kind, body, proj)
 		if err != nil {
 			return err
 		}
-		s.writeResource(w, r, http.StatusCreated, res)
+		s.writeResource(w, r, http.StatusCreated, res, proj)
 		return nil
 	}
 }
 
 func (s *Server) get(kind scim.ResourceKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		res, err := s.svc.Get(r.Context(), tenant(r), kind, r.PathValue("id"))
+		proj := projection(r)
+		res, err := s.svc.Get(r.Context(), tenant(r), kind, r.PathValue("id"), proj)
 		if err != nil {
 			return err
 		}
@@ -210,7 +239,7 @@ func (s *Server) get(kind scim.ResourceKind) handlerFunc {
 			w.WriteHeader(http.StatusNotModified)
 			return nil
 		}
-		s.writeResource(w, r, http.StatusOK, res)
+		s.writeResource(w, r, http.StatusOK, res, proj)
 		return nil
 	}
 }
@@ -234,11 +263,12 @@ func (s *Server) replace(kind scim.ResourceKind) handlerFunc {
 		if err != nil {
 			return err
 		}
-		res, err := s.svc.Replace(r.Context(), tenant(r), kind, r.PathValue("id"), body, r.Header.Get("If-Match"))
+		proj := projection(r)
+		res, err := s.svc.Replace(r.Context(), tenant(r), kind, r.PathValue("id"), body, r.Header.Get("If-Match"), proj)
 		if err != nil {
 			return err
 		}
-		s.writeResource(w, r, http.StatusOK, res)
+		s.writeResource(w, r, http.StatusOK, res, proj)
 		return nil
 	}
 }
@@ -253,11 +283,20 @@ func (s *Server) patch(kind scim.ResourceKind) handlerFunc {
 		if err != nil {
 			return err
 		}
-		res, err := s.svc.Patch(r.Context(), tenant(r), kind, r.PathValue("id"), ops, r.Header.Get("If-Match"))
+		proj := projection(r)
+		res, err := s.svc.Patch(r.Context(), tenant(r), kind, r.PathValue("id"), ops, r.Header.Get("If-Match"), proj)
 		if err != nil {
 			return err
 		}
-		s.writeResource(w, r, http.StatusOK, res)
+		// RFC 7644 §3.5.2: 200 with the resource, or 204 when the client prefers a
+		// minimal answer (RFC 7240 Prefer: return=minimal).
+		if preferMinimal(r) {
+			w.Header().Set("ETag", res.ETag())
+			w.Header().Set("Preference-Applied", "return=minimal")
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		s.writeResource(w, r, http.StatusOK, res, proj)
 		return nil
 	}
 }
@@ -272,11 +311,29 @@ func (s *Server) delete(kind scim.ResourceKind) handlerFunc {
 	}
 }
 
-// list serves GET /Users and GET /Groups (RFC 7644 §3.4.2).
-func (s *Server) list(kind scim.ResourceKind) handlerFunc {
+// preferMinimal reports whether the request carries Prefer: return=minimal.
+func preferMinimal(r *http.Request) bool {
+	for _, v := range r.Header.Values("Prefer") {
+		for _, p := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.ReplaceAll(strings.TrimSpace(p), " ", ""), "return=minimal") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// list serves GET /Users, GET /Groups and the root GET / (RFC 7644 §3.4.2).
+func (s *Server) list(kinds []scim.ResourceKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
-		lq := scim.ListQuery{Filter: q.Get("filter"), StartIndex: 1}
+		lq := scim.ListQuery{
+			Filter:     q.Get("filter"),
+			SortBy:     q.Get("sortBy"),
+			SortOrder:  q.Get("sortOrder"),
+			StartIndex: 1,
+			Projection: projection(r),
+		}
 		if v := q.Get("startIndex"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -291,22 +348,82 @@ func (s *Server) list(kind scim.ResourceKind) handlerFunc {
 			}
 			lq.Count = &n
 		}
-		page, err := s.svc.List(r.Context(), tenant(r), kind, lq)
+		if q.Has("cursor") {
+			c := q.Get("cursor")
+			lq.Cursor = &c
+		}
+		return s.writeList(w, r, kinds, lq)
+	}
+}
+
+// searchRequest is the body of POST …/.search (RFC 7644 §3.4.3).
+type searchRequest struct {
+	Schemas            []string `json:"schemas"`
+	Attributes         []string `json:"attributes"`
+	ExcludedAttributes []string `json:"excludedAttributes"`
+	Filter             string   `json:"filter"`
+	SortBy             string   `json:"sortBy"`
+	SortOrder          string   `json:"sortOrder"`
+	StartIndex         *int     `json:"startIndex"`
+	Count              *int     `json:"count"`
+	Cursor             *string  `json:"cursor"`
+}
+
+// search serves POST /Users/.search, /Groups/.search and /.search with the same
+// semantics as the GET lists (RFC 7644 §3.4.3).
+func (s *Server) search(kinds []scim.ResourceKind) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		body, err := readBody(r)
 		if err != nil {
 			return err
 		}
-		base := s.base(r)
-		resources := make([]any, len(page.Resources))
-		for i, res := range page.Resources {
-			resources[i] = res.Render(base)
+		raw, _ := json.Marshal(body)
+		var sr searchRequest
+		if err := json.Unmarshal(raw, &sr); err != nil {
+			return &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "the SearchRequest does not fit RFC 7644 §3.4.3: " + jsonProblem(err)}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{
-			"schemas":      []string{schemas.ListResponseURN},
-			"totalResults": page.TotalResults,
-			"itemsPerPage": len(resources),
-			"startIndex":   page.StartIndex,
-			"Resources":    resources,
-		})
-		return nil
+		if !slices.Contains(sr.Schemas, schemas.SearchRequestURN) {
+			return &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "schemas must be [\"" + schemas.SearchRequestURN + "\"]"}
+		}
+		lq := scim.ListQuery{
+			Filter: sr.Filter, SortBy: sr.SortBy, SortOrder: sr.SortOrder, StartIndex: 1, Count: sr.Count, Cursor: sr.Cursor,
+			Projection: scim.Projection{Attributes: sr.Attributes, Excluded: sr.ExcludedAttributes},
+		}
+		if sr.StartIndex != nil {
+			lq.StartIndex = *sr.StartIndex
+		}
+		return s.writeList(w, r, kinds, lq)
 	}
+}
+
+func (s *Server) writeList(w http.ResponseWriter, r *http.Request, kinds []scim.ResourceKind, lq scim.ListQuery) error {
+	page, err := s.svc.Search(r.Context(), tenant(r), kinds, lq)
+	if err != nil {
+		return err
+	}
+	base := s.base(r)
+	resources := make([]any, len(page.Resources))
+	for i, res := range page.Resources {
+		resources[i] = res.Render(base, lq.Projection)
+	}
+	out := map[string]any{
+		"schemas":      []string{schemas.ListResponseURN},
+		"totalResults": page.TotalResults,
+		"itemsPerPage": len(resources),
+		"Resources":    resources,
+	}
+	if page.Cursor {
+		// RFC 9865 §2.2: a cursor page has no startIndex, and cursors to its
+		// neighbours where they exist.
+		if page.NextCursor != "" {
+			out["nextCursor"] = page.NextCursor
+		}
+		if page.PreviousCursor != "" {
+			out["previousCursor"] = page.PreviousCursor
+		}
+	} else {
+		out["startIndex"] = page.StartIndex
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }

@@ -14,6 +14,9 @@ type Dialect interface {
 	// JSONElements returns a FROM item iterating the array at keys inside doc under
 	// alias, and the SQL expression of one element.
 	JSONElements(doc, alias string, keys ...string) (from, elem string)
+	// JSONElementsOrdered is JSONElements with an expression for each element's
+	// position in the array.
+	JSONElementsOrdered(doc, alias string, keys ...string) (from, elem, ord string)
 	// JSONBool returns the parameter a JSONText expression equals for b.
 	JSONBool(b bool) any
 	// JSONNumber wraps a JSONText expression so it compares as a number.

@@ -73,6 +73,15 @@ var migrations = []string{
 		PRIMARY KEY (tenant_id, group_id, member_id)
 	);
 	CREATE INDEX group_members_member ON group_members (tenant_id, member_id);`,
+	// 2: the user a token acts as at /Me (RFC 7644 §3.11). No foreign key: a token
+	// whose user was deleted stays bound to it, so /Me can say the user is gone.
+	`ALTER TABLE api_tokens ADD COLUMN user_id VARCHAR(36) NULL`,
+	// 3: server-wide secrets every replica shares (the key that signs list cursors).
+	`CREATE TABLE server_secrets (
+		name VARCHAR(64) PRIMARY KEY,
+		value VARCHAR(128) NOT NULL,
+		created {{time}} NOT NULL
+	)`,
 }
 
 // Migrate brings the schema up to date in one transaction. Concurrent callers (several

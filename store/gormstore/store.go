@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,18 +122,23 @@ type tokenRow struct {
 	TenantID  string
 	Hash      string
 	Scopes    string
+	UserID    *string
 	Created   time.Time
 	RevokedAt *time.Time
 }
 
-// CreateToken stores a token's hash and scopes.
+// CreateToken stores a token's hash, scopes and the user it is bound to, if any.
 func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, error) {
 	if t.ID == "" {
 		t.ID = newID()
 	}
 	t.Created = now()
-	err := s.db.WithContext(ctx).Exec(`INSERT INTO api_tokens (id, tenant_id, hash, scopes, created) VALUES (?, ?, ?, ?, ?)`,
-		t.ID, t.TenantID, fmt.Sprintf("%x", t.Hash), strings.Join(t.Scopes, " "), t.Created).Error
+	var userID *string
+	if t.UserID != "" {
+		userID = &t.UserID
+	}
+	err := s.db.WithContext(ctx).Exec(`INSERT INTO api_tokens (id, tenant_id, hash, scopes, user_id, created) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.ID, t.TenantID, fmt.Sprintf("%x", t.Hash), strings.Join(t.Scopes, " "), userID, t.Created).Error
 	if err != nil {
 		return store.Token{}, s.writeErr(err)
 	}
@@ -142,7 +148,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, er
 // TokenByHash finds a token by the SHA-256 of its secret.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
 	var rows []tokenRow
-	err := s.db.WithContext(ctx).Raw(`SELECT id, tenant_id, hash, scopes, created, revoked_at FROM api_tokens WHERE hash = ?`,
+	err := s.db.WithContext(ctx).Raw(`SELECT id, tenant_id, hash, scopes, user_id, created, revoked_at FROM api_tokens WHERE hash = ?`,
 		fmt.Sprintf("%x", hash)).Scan(&rows).Error
 	if err != nil {
 		return store.Token{}, s.readErr(err)
@@ -153,7 +159,11 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, erro
 	r := rows[0]
 	var h []byte
 	fmt.Sscanf(r.Hash, "%x", &h)
-	return store.Token{ID: r.ID, TenantID: r.TenantID, Hash: h, Scopes: strings.Fields(r.Scopes), Created: r.Created, RevokedAt: r.RevokedAt}, nil
+	t := store.Token{ID: r.ID, TenantID: r.TenantID, Hash: h, Scopes: strings.Fields(r.Scopes), Created: r.Created, RevokedAt: r.RevokedAt}
+	if r.UserID != nil {
+		t.UserID = *r.UserID
+	}
+	return t, nil
 }
 
 // CountTokens counts the tenant's tokens that are not revoked.
@@ -177,6 +187,8 @@ type resourceRow struct {
 	Version      int64
 	Created      time.Time
 	LastModified time.Time
+	// SortKey is selected by keyset pages only.
+	SortKey *string
 }
 
 func (r *resourceRow) resource(kind store.Kind) *store.Resource {
@@ -285,23 +297,78 @@ func (s *Store) List(ctx context.Context, tenantID string, kind store.Kind, opts
 		where += " AND (" + cond + ")"
 		args = append(args, fargs...)
 	}
+	key, err := orderBy(s.d, kind, opts.SortBy, opts.Descending)
+	if err != nil {
+		return store.ListResult{}, err
+	}
+	if opts.Seek != nil && key.expr != "" && !key.text {
+		return store.ListResult{}, &store.SortError{Msg: "cursor paging orders by creation or by a string attribute; " + opts.SortBy.String() + " is not one"}
+	}
 	db := s.db.WithContext(ctx)
 	var total int64
 	if err := db.Raw(`SELECT count(*) FROM `+table(kind)+` AS t WHERE `+where, args...).Scan(&total).Error; err != nil {
 		return store.ListResult{}, s.readErr(err)
 	}
 	res := store.ListResult{Total: int(total), Resources: []*store.Resource{}}
+	if opts.Seek != nil {
+		return s.seekPage(db, tenantID, kind, opts, key, where, args, res)
+	}
 	start := max(opts.StartIndex, 1)
 	if opts.Count <= 0 || start > int(total) {
 		return res, nil
 	}
 	var rows []resourceRow
-	q := `SELECT ` + cols(kind) + ` FROM ` + table(kind) + ` AS t WHERE ` + where + ` ORDER BY t.created, t.id LIMIT ? OFFSET ?`
+	q := `SELECT ` + cols(kind) + ` FROM ` + table(kind) + ` AS t WHERE ` + where + ` ORDER BY ` + key.order(false) + ` LIMIT ? OFFSET ?`
 	if err := db.Raw(q, append(args, opts.Count, start-1)...).Scan(&rows).Error; err != nil {
 		return store.ListResult{}, s.readErr(err)
 	}
 	for i := range rows {
 		res.Resources = append(res.Resources, rows[i].resource(kind))
+	}
+	if err := s.fill(db, tenantID, res.Resources, opts.ReadOptions); err != nil {
+		return store.ListResult{}, err
+	}
+	return res, nil
+}
+
+// seekPage reads one keyset page: the rows after (or before) a position, one more
+// than asked to learn whether the list goes on.
+func (s *Store) seekPage(db *gorm.DB, tenantID string, kind store.Kind, opts store.ListOptions, key sortKey,
+	where string, args []any, res store.ListResult) (store.ListResult, error) {
+	back := opts.Seek.Backward
+	if p := opts.Seek.After; p != nil {
+		cond, sargs := key.seek(*p, back)
+		where += " AND " + cond
+		args = append(args, sargs...)
+	}
+	sortCol := "NULL"
+	if key.expr != "" {
+		sortCol = key.expr
+	}
+	var rows []resourceRow
+	q := `SELECT ` + cols(kind) + `, ` + sortCol + ` AS sort_key FROM ` + table(kind) + ` AS t WHERE ` + where +
+		` ORDER BY ` + key.order(back) + ` LIMIT ?`
+	if err := db.Raw(q, append(args, opts.Count+1)...).Scan(&rows).Error; err != nil {
+		return store.ListResult{}, s.readErr(err)
+	}
+	if len(rows) > opts.Count {
+		res.More = true
+		rows = rows[:opts.Count]
+	}
+	if back {
+		slices.Reverse(rows)
+	}
+	for i := range rows {
+		r := rows[i].resource(kind)
+		res.Resources = append(res.Resources, r)
+		pos := store.Position{Created: r.Created, ID: r.ID}
+		if key.expr != "" {
+			pos.Null = rows[i].SortKey == nil
+			if !pos.Null {
+				pos.Value = *rows[i].SortKey
+			}
+		}
+		res.Positions = append(res.Positions, pos)
 	}
 	if err := s.fill(db, tenantID, res.Resources, opts.ReadOptions); err != nil {
 		return store.ListResult{}, err

@@ -66,6 +66,11 @@ func (Dialect) JSONElements(doc, alias string, keys ...string) (string, string) 
 	return "jsonb_array_elements(" + doc + " #> " + jsonPath(keys) + ") AS " + alias + "(v)", alias + ".v"
 }
 
+// JSONElementsOrdered implements gormstore.Dialect.
+func (Dialect) JSONElementsOrdered(doc, alias string, keys ...string) (string, string, string) {
+	return "jsonb_array_elements(" + doc + " #> " + jsonPath(keys) + ") WITH ORDINALITY AS " + alias + "(v, n)", alias + ".v", alias + ".n"
+}
+
 // JSONBool implements gormstore.Dialect: #>> yields 'true' and 'false'.
 func (Dialect) JSONBool(b bool) any {
 	if b {

@@ -97,6 +97,11 @@ func (Dialect) JSONElements(doc, alias string, keys ...string) (string, string) 
 	return "json_each(" + doc + ", " + jsonPath(keys) + ") AS " + alias, alias + ".value"
 }
 
+// JSONElementsOrdered implements gormstore.Dialect.
+func (Dialect) JSONElementsOrdered(doc, alias string, keys ...string) (string, string, string) {
+	return "json_each(" + doc + ", " + jsonPath(keys) + ") AS " + alias, alias + ".value", alias + ".key"
+}
+
 // JSONBool implements gormstore.Dialect: json_extract yields 1 and 0 for booleans.
 func (Dialect) JSONBool(b bool) any {
 	if b {

@@ -516,6 +516,16 @@ func tokenByHash(f *fixture) {
 		!slices.Equal(got.Scopes, []string{"scim", "admin"}) || got.RevokedAt != nil || !got.Created.Equal(created.Created) {
 		f.t.Errorf("TokenByHash = %+v, want %+v", got, created)
 	}
+	if got.UserID != "" {
+		f.t.Errorf("a token bound to no user has UserID %q", got.UserID)
+	}
+	bound := bytes.Repeat([]byte{0xcd, 0x02}, 16)
+	if _, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: bound, Scopes: []string{"scim"}, UserID: "u-1"}); err != nil {
+		f.t.Fatal(err)
+	}
+	if got, err := f.st.TokenByHash(f.ctx, bound); err != nil || got.UserID != "u-1" {
+		f.t.Errorf("bound token: UserID %q, %v", got.UserID, err)
+	}
 }
 
 func tokenUnknownHash(f *fixture) {
