@@ -19,13 +19,15 @@ type PatchOp struct {
 	Value any
 }
 
-// ParsePatch reads a PatchOp message body (RFC 7644 §3.5.2). Operation names are
-// matched case-insensitively ("Replace" is accepted).
-func ParsePatch(body map[string]any, maxOps int) ([]PatchOp, error) {
+// ParsePatch reads a PatchOp message body (RFC 7644 §3.5.2). Operation names in
+// another case ("Replace") and a missing schemas are read when q accepts them.
+func ParsePatch(body map[string]any, maxOps int, q *Quirks) ([]PatchOp, error) {
 	var rawOps any
+	sawSchemas := false
 	for k, v := range body {
 		switch {
 		case strings.EqualFold(k, "schemas"):
+			sawSchemas = true
 			list, _ := v.([]any)
 			found := false
 			for _, s := range list {
@@ -38,6 +40,11 @@ func ParsePatch(body map[string]any, maxOps int) ([]PatchOp, error) {
 			}
 		case strings.EqualFold(k, "Operations"):
 			rawOps = v
+		}
+	}
+	if !sawSchemas {
+		if err := q.use(QuirkMissingSchemas, KindInvalidSyntax, "schemas is required: [%q]", schemas.PatchOpURN); err != nil {
+			return nil, err
 		}
 	}
 	list, ok := rawOps.([]any)
@@ -59,6 +66,11 @@ func ParsePatch(body map[string]any, maxOps int) ([]PatchOp, error) {
 			case "op":
 				s, _ := v.(string)
 				op.Op = strings.ToLower(s)
+				if s != op.Op {
+					if err := q.use(QuirkOpCase, KindInvalidSyntax, "Operations[%d].op %q must be lower case: %q", i, s, op.Op); err != nil {
+						return nil, err
+					}
+				}
 			case "path":
 				s, ok := v.(string)
 				if !ok && v != nil {
@@ -98,7 +110,7 @@ func (s *Service) Patch(ctx context.Context, tenantID string, kind ResourceKind,
 		if err != nil {
 			return nil, err
 		}
-		p := &patcher{rt: rt, kind: kind, doc: doc}
+		p := &patcher{rt: rt, kind: kind, doc: doc, q: QuirksFrom(ctx)}
 		for i, op := range ops {
 			if err := p.apply(op); err != nil {
 				e := AsError(err)
@@ -106,7 +118,7 @@ func (s *Service) Patch(ctx context.Context, tenantID string, kind ResourceKind,
 				return nil, e
 			}
 		}
-		w, err := s.types.parseResource(kind, p.doc)
+		w, err := s.types.parseResource(kind, p.doc, p.q, false)
 		if err != nil {
 			return nil, err
 		}
@@ -135,6 +147,7 @@ type patcher struct {
 	doc           map[string]any
 	members       []store.MemberChange
 	clearPassword bool
+	q             *Quirks
 }
 
 func (p *patcher) apply(op PatchOp) error {
@@ -158,6 +171,17 @@ func (p *patcher) apply(op PatchOp) error {
 			}
 			if strings.EqualFold(k, "schemas") || strings.EqualFold(k, "id") || strings.EqualFold(k, "meta") {
 				continue // readOnly: ignored, as on PUT
+			}
+			// RFC 7644 §3.5.2.1/3: without a path the value holds attributes; a key
+			// that is itself a path is a client's shorthand.
+			if urn, rest := p.rt.SplitURN(k); urn != "" {
+				if err := p.q.use(QuirkURNKey, KindInvalidPath, "%q: without a path, give extension attributes inside {%q: {…}}", k, urn); err != nil {
+					return err
+				}
+			} else if strings.Contains(rest, ".") {
+				if err := p.q.use(QuirkDottedKey, KindInvalidPath, "%q: without a path, give attributes as objects ({\"name\": {\"givenName\": …}}), or use the path", k); err != nil {
+					return err
+				}
 			}
 			if err := p.applyPath(op.Op, k, v); err != nil {
 				return err
@@ -211,7 +235,7 @@ func (p *patcher) applyPath(op, rawPath string, value any) error {
 	}
 	switch {
 	case !top.MultiValued && sub == nil:
-		return setSingle(holder, top, op, value)
+		return p.setSingle(holder, top, op, value)
 	case !top.MultiValued:
 		obj, _ := holder[top.Name].(map[string]any)
 		if obj == nil {
@@ -246,7 +270,7 @@ func (p *patcher) holder(top *schemas.Attribute, create bool) map[string]any {
 
 // setSingle applies op to a single-valued attribute. Replacing or adding a complex
 // value merges its sub-attributes (RFC 7644 §3.5.2.1, §3.5.2.3).
-func setSingle(holder map[string]any, top *schemas.Attribute, op string, value any) error {
+func (p *patcher) setSingle(holder map[string]any, top *schemas.Attribute, op string, value any) error {
 	if op == "remove" {
 		delete(holder, top.Name)
 		return nil
@@ -259,6 +283,9 @@ func setSingle(holder map[string]any, top *schemas.Attribute, op string, value a
 	if !ok {
 		// A bare id where a reference object belongs (e.g. manager: "id").
 		if s, isStr := value.(string); isStr && top.Sub("value") != nil {
+			if err := p.q.use(QuirkBareReference, KindInvalidValue, "%s must be an object such as {\"value\": %q}", top.Name, s); err != nil {
+				return err
+			}
 			obj = map[string]any{"value": s}
 		} else {
 			return errorf(KindInvalidValue, "%s must be an object", top.Name)
@@ -297,6 +324,11 @@ func (p *patcher) applyMulti(holder map[string]any, top, sub *schemas.Attribute,
 			matched = append(matched, i)
 		}
 	}
+	if _, isList := value.([]any); !isList && value != nil && sub == nil && f == nil {
+		if err := p.q.use(QuirkSingleValue, KindInvalidValue, "%s is multi-valued: give its values as an array", top.Name); err != nil {
+			return err
+		}
+	}
 	switch {
 	case op == "remove" && sub == nil && f == nil:
 		delete(holder, top.Name)
@@ -325,15 +357,20 @@ func (p *patcher) applyMulti(holder map[string]any, top, sub *schemas.Attribute,
 			}
 		}
 		holder[top.Name] = newestPrimary(list, added)
-	case len(matched) == 0 && op == "replace":
+	case len(matched) == 0 && op == "replace" && !p.q.Accepts(QuirkValuePathUpsert):
 		// RFC 7644 §3.5.2.3: a filter that matches nothing has no target.
-		return errorf(KindNoTarget, "%s: the filter matches no value to replace", top.Name)
+		return p.q.use(QuirkValuePathUpsert, KindNoTarget, "%s: the filter matches no value to replace", top.Name)
 	case len(matched) == 0:
 		// add where nothing matched: create the value the filter describes, if it
 		// describes one (type eq "work" and ...), else there is no target.
 		obj, ok := equalities(f)
 		if !ok {
 			return errorf(KindNoTarget, "%s: the filter matches no value", top.Name)
+		}
+		if op == "replace" {
+			if err := p.q.use(QuirkValuePathUpsert, KindNoTarget, "%s: the filter matches no value to replace", top.Name); err != nil {
+				return err
+			}
 		}
 		if sub != nil {
 			obj[sub.Name] = value
@@ -469,7 +506,7 @@ func (p *patcher) applyMembers(op string, path filter.Path, sub *schemas.Attribu
 	var ids []store.Member
 	if value != nil {
 		var err error
-		if ids, err = memberValues(value); err != nil {
+		if ids, err = p.memberValues(value); err != nil {
 			return err
 		}
 	}
@@ -478,6 +515,9 @@ func (p *patcher) applyMembers(op string, path filter.Path, sub *schemas.Attribu
 		p.members = append(p.members, store.MemberChange{RemoveWhere: f})
 	case op == "remove" && len(ids) > 0:
 		// A value list names the members to remove, never "all of them".
+		if err := p.q.use(QuirkRemoveWithValue, KindInvalidValue, "remove takes no value (RFC 7644 §3.5.2.2); to remove some members use the path members[value eq \"…\"]"); err != nil {
+			return err
+		}
 		rm := make([]string, len(ids))
 		for i, m := range ids {
 			rm[i] = m.Value
@@ -495,12 +535,20 @@ func (p *patcher) applyMembers(op string, path filter.Path, sub *schemas.Attribu
 	return nil
 }
 
-func memberValues(v any) ([]store.Member, error) {
+func (p *patcher) memberValues(v any) ([]store.Member, error) {
 	var out []store.Member
+	if _, isList := v.([]any); !isList {
+		if err := p.q.use(QuirkSingleValue, KindInvalidValue, "members must be an array"); err != nil {
+			return nil, err
+		}
+	}
 	for i, it := range asList(v) {
 		var id string
 		switch m := it.(type) {
 		case string:
+			if err := p.q.use(QuirkBareMember, KindInvalidValue, "members value [%d] must be an object such as {\"value\": %q}", i, m); err != nil {
+				return nil, err
+			}
 			id = m
 		case map[string]any:
 			for k, x := range m {

@@ -171,19 +171,23 @@ type written struct {
 // parseResource validates a POST/PUT body (RFC 7644 §3.3, §3.5.1) against rt:
 // known attributes are checked and canonicalised, readOnly ones and unknown ones are
 // ignored (RFC 7643 §7), extension attributes are read from their URN object, and
-// required attributes must be present.
-func (t Types) parseResource(kind ResourceKind, body map[string]any) (*written, error) {
+// required attributes must be present. A client's body (client true) must carry
+// "schemas" (RFC 7643 §3); a document PATCH produced need not. q decides which
+// non-standard forms are read, and records them.
+func (t Types) parseResource(kind ResourceKind, body map[string]any, q *Quirks, client bool) (*written, error) {
 	rt := t.Of(kind)
 	doc := map[string]any{}
+	sawSchemas := false
 	for k, v := range body {
 		if strings.EqualFold(k, "schemas") {
+			sawSchemas = true
 			if err := checkSchemas(rt, v); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		if e := rt.Extension(k); e != nil {
-			if err := setExtension(doc, e, v); err != nil {
+			if err := q.setExtension(doc, e, v); err != nil {
 				return nil, err
 			}
 			continue
@@ -193,7 +197,12 @@ func (t Types) parseResource(kind ResourceKind, body map[string]any) (*written, 
 		if !ok || attr.Mutability == schemas.ReadOnly {
 			continue
 		}
-		x, err := validateValue(attr, v, attr.Name)
+		if urn != "" && client {
+			if err := q.use(QuirkURNKey, KindInvalidSyntax, "%q: put extension attributes inside their extension object, {%q: {%q: …}}", k, urn, attr.Name); err != nil {
+				return nil, err
+			}
+		}
+		x, err := q.value(attr, v, attr.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -201,6 +210,11 @@ func (t Types) parseResource(kind ResourceKind, body map[string]any) (*written, 
 			continue
 		}
 		if err := put(doc, rt, attr, x); err != nil {
+			return nil, err
+		}
+	}
+	if client && !sawSchemas {
+		if err := q.use(QuirkMissingSchemas, KindInvalidSyntax, "schemas is required: [%q]", rt.Schema.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -224,7 +238,7 @@ func checkSchemas(rt *schemas.ResourceType, v any) error {
 	return nil
 }
 
-func setExtension(doc map[string]any, e *schemas.Extension, v any) error {
+func (q *Quirks) setExtension(doc map[string]any, e *schemas.Extension, v any) error {
 	if v == nil {
 		return nil
 	}
@@ -246,7 +260,7 @@ func setExtension(doc map[string]any, e *schemas.Extension, v any) error {
 		if _, dup := out[attr.Name]; dup {
 			return errorf(KindInvalidSyntax, "%s:%s is given twice", e.Schema.ID, attr.Name)
 		}
-		y, err := validateValue(attr, x, e.Schema.ID+":"+attr.Name)
+		y, err := q.value(attr, x, e.Schema.ID+":"+attr.Name)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,9 @@ type Store interface {
 	Update(ctx context.Context, tenantID string, kind store.Kind, id string, fn store.Updater) (*store.Resource, error)
 	Delete(ctx context.Context, tenantID string, kind store.Kind, id string, ifVersion int64) error
 	Secret(ctx context.Context, name string) ([]byte, error)
+	RecordQuirks(ctx context.Context, tenantID, tokenID string, counts map[string]int) error
+	QuirkCounts(ctx context.Context, tenantID string) ([]store.QuirkCount, error)
+	TenantByName(ctx context.Context, name string) (store.Tenant, error)
 }
 
 // Limits bound the work one request may cause.
@@ -93,7 +96,7 @@ func (s *Service) readOpts(kind ResourceKind, p Projection) store.ReadOptions {
 // Create validates body and stores it as a new resource (RFC 7644 §3.3). The
 // returned resource carries what proj selects.
 func (s *Service) Create(ctx context.Context, tenantID string, kind ResourceKind, body map[string]any, proj Projection) (*Resource, error) {
-	w, err := s.types.parseResource(kind, body)
+	w, err := s.types.parseResource(kind, body, QuirksFrom(ctx), true)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +240,7 @@ func (s *Service) List(ctx context.Context, tenantID string, kind ResourceKind, 
 // is the If-Match header: the write happens only if the stored version matches,
 // checked inside the write's transaction.
 func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKind, id string, body map[string]any, ifMatch string, proj Projection) (*Resource, error) {
-	w, err := s.types.parseResource(kind, body)
+	w, err := s.types.parseResource(kind, body, QuirksFrom(ctx), true)
 	if err != nil {
 		return nil, err
 	}
@@ -397,4 +400,28 @@ func (s *Service) sortable(kind ResourceKind, sortBy string) bool {
 	}
 	_, _, ok := s.types.Of(kind).Resolve(p.URI(), p.AttributeName, p.SubAttributeName())
 	return ok
+}
+
+// RecordQuirks adds a request's applied quirks to its token's counts.
+func (s *Service) RecordQuirks(ctx context.Context, tenantID, tokenID string, counts map[string]int) error {
+	if err := s.st.RecordQuirks(ctx, tenantID, tokenID, counts); err != nil {
+		return AsError(err)
+	}
+	return nil
+}
+
+// QuirkReport returns how often each token of the named tenant needed each quirk.
+func (s *Service) QuirkReport(ctx context.Context, tenant string) ([]store.QuirkCount, error) {
+	tn, err := s.st.TenantByName(ctx, tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenant), Err: err}
+	}
+	if err != nil {
+		return nil, AsError(err)
+	}
+	out, err := s.st.QuirkCounts(ctx, tn.ID)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	return out, nil
 }

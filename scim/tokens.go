@@ -51,6 +51,8 @@ type Principal struct {
 	// UserID is the user /Me stands for (RFC 7644 §3.11); "" when the token is bound
 	// to none.
 	UserID string
+	// Profile is the client profile of the token (see Quirks).
+	Profile string
 }
 
 // Has reports whether the principal holds scope.
@@ -126,6 +128,9 @@ type TokenOptions struct {
 	// UserID binds the token to a user of its tenant, whom /Me then stands for
 	// (RFC 7644 §3.11). Empty binds it to none, and /Me answers 501.
 	UserID string
+	// Profile is the client profile its requests are read with: lenient (the
+	// default), strict, okta or entra.
+	Profile string
 }
 
 // IssueToken creates a token for the named tenant. With secret empty a random one is
@@ -138,6 +143,10 @@ func (t *Tokens) IssueToken(ctx context.Context, tenant string, scopes []string,
 // one of that tenant's. The secret is returned once and only its hash is stored.
 func (t *Tokens) Issue(ctx context.Context, tenant string, o TokenOptions) (string, error) {
 	secret := o.Secret
+	profile, err := ParseProfile(o.Profile)
+	if err != nil {
+		return "", err
+	}
 	tn, err := t.st.TenantByName(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist; create it with: scimd tenant create %s", tenant, tenant), Err: err}
@@ -164,7 +173,7 @@ func (t *Tokens) Issue(ctx context.Context, tenant string, o TokenOptions) (stri
 		userID = u.ID
 	}
 	h := sha256.Sum256([]byte(secret))
-	if _, err := t.st.CreateToken(ctx, store.Token{TenantID: tn.ID, Hash: h[:], Scopes: o.Scopes, UserID: userID}); err != nil {
+	if _, err := t.st.CreateToken(ctx, store.Token{TenantID: tn.ID, Hash: h[:], Scopes: o.Scopes, UserID: userID, Profile: profile}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return "", &Error{Kind: KindUniqueness, Detail: "this token exists already", Err: err}
 		}
@@ -186,7 +195,7 @@ func (t *Tokens) Authenticate(ctx context.Context, secret string) (Principal, er
 	if err != nil {
 		return Principal{}, AsError(err)
 	}
-	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes, UserID: tok.UserID}, nil
+	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes, UserID: tok.UserID, Profile: tok.Profile}, nil
 }
 
 // Bootstrap prepares a fresh install. With secret set, the default tenant is created

@@ -11,11 +11,11 @@ import (
 	"github.com/scimd/scimd/schemas"
 )
 
-// validateValue checks v against attribute a (RFC 7643 §2.3) and returns it in
+// value checks v against attribute a (RFC 7643 §2.3) and returns it in
 // canonical form: sub-attribute names in schema casing, numbers as int64 or float64,
 // absent parts (null, empty arrays and objects) dropped. The returned nil means
 // "unassigned" (RFC 7643 §2.5). at names the value in error messages.
-func validateValue(a *schemas.Attribute, v any, at string) (any, error) {
+func (q *Quirks) value(a *schemas.Attribute, v any, at string) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -25,13 +25,17 @@ func validateValue(a *schemas.Attribute, v any, at string) (any, error) {
 		case []any:
 			items = t
 		case map[string]any:
-			items = []any{t} // a lone value where a list belongs
+			if err := q.use(QuirkSingleValue, KindInvalidValue, "%s must be an array, not a single object", at); err != nil {
+				return nil, err
+			}
+			items = []any{t}
+
 		default:
 			return nil, errorf(KindInvalidValue, "%s must be an array", at)
 		}
 		out := make([]any, 0, len(items))
 		for i, it := range items {
-			x, err := validateSingle(a, it, at+"["+strconv.Itoa(i)+"]")
+			x, err := q.single(a, it, at+"["+strconv.Itoa(i)+"]")
 			if err != nil {
 				return nil, err
 			}
@@ -45,7 +49,7 @@ func validateValue(a *schemas.Attribute, v any, at string) (any, error) {
 		keepOnePrimary(out)
 		return out, nil
 	}
-	return validateSingle(a, v, at)
+	return q.single(a, v, at)
 }
 
 // keepOnePrimary enforces RFC 7643 §2.4: "primary" true appears no more than once.
@@ -64,13 +68,24 @@ func keepOnePrimary(items []any) {
 	}
 }
 
-func validateSingle(a *schemas.Attribute, v any, at string) (any, error) {
+func (q *Quirks) single(a *schemas.Attribute, v any, at string) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
 	switch a.Type {
 	case schemas.Complex:
 		m, ok := v.(map[string]any)
+		if s, isStr := v.(string); isStr && a.Sub("value") != nil {
+			// A bare id where a reference object belongs: manager: "id", members: ["id"].
+			k := QuirkBareReference
+			if a.Name == "members" {
+				k = QuirkBareMember
+			}
+			if err := q.use(k, KindInvalidValue, "%s must be an object such as {\"value\": %q}", at, s); err != nil {
+				return nil, err
+			}
+			m, ok = map[string]any{"value": s}, true
+		}
 		if !ok {
 			return nil, errorf(KindInvalidValue, "%s must be an object", at)
 		}
@@ -83,7 +98,7 @@ func validateSingle(a *schemas.Attribute, v any, at string) (any, error) {
 			if _, dup := out[sub.Name]; dup {
 				return nil, errorf(KindInvalidSyntax, "%s.%s is given twice", at, sub.Name)
 			}
-			y, err := validateValue(sub, x, at+"."+sub.Name)
+			y, err := q.value(sub, x, at+"."+sub.Name)
 			if err != nil {
 				return nil, err
 			}
@@ -118,8 +133,10 @@ func validateSingle(a *schemas.Attribute, v any, at string) (any, error) {
 		case bool:
 			return t, nil
 		case string:
-			// Some clients send "True"/"False"; accept them as booleans.
 			if b, err := strconv.ParseBool(t); err == nil {
+				if err := q.use(QuirkStringBoolean, KindInvalidValue, "%s must be a boolean (true or false), not the string %q", at, t); err != nil {
+					return nil, err
+				}
 				return b, nil
 			}
 		}

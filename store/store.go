@@ -85,6 +85,9 @@ type Token struct {
 	// UserID is the user of the tenant the token acts as at /Me (RFC 7644 §3.11);
 	// "" when it is bound to none.
 	UserID string
+	// Profile names the client dialect the token's requests are read with
+	// ("" is the default).
+	Profile string
 }
 
 // Resource is one stored SCIM resource. Doc holds the resource's attributes as JSON
@@ -152,6 +155,15 @@ type Seek struct {
 	// Backward asks for the page that ends just before After, still returned in
 	// the list's order.
 	Backward bool
+}
+
+// QuirkCount is how often one token's requests used one non-standard form.
+type QuirkCount struct {
+	TokenID  string
+	Profile  string
+	Quirk    string
+	Count    int64
+	LastSeen time.Time
 }
 
 // Position is a resource's place in a list's order: its sort key and id.
@@ -223,6 +235,10 @@ type Store interface {
 	// Secret returns the server-wide random secret called name, the same on every
 	// replica sharing the database.
 	Secret(ctx context.Context, name string) ([]byte, error)
+	// RecordQuirks adds counts of the non-standard input a token's requests needed
+	// rewritten; QuirkCounts reports them for a tenant.
+	RecordQuirks(ctx context.Context, tenantID, tokenID string, counts map[string]int) error
+	QuirkCounts(ctx context.Context, tenantID string) ([]QuirkCount, error)
 
 	// Delete removes the resource and every membership naming it. A non-zero
 	// ifVersion that does not match is ErrPrecondition.

@@ -12,7 +12,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/scimhttp"
@@ -25,6 +28,8 @@ type env struct {
 	srv    *httptest.Server
 	token  string // tenant "default", all scopes
 	tokens *scim.Tokens
+	svc    *scim.Service
+	logs   *observer.ObservedLogs // info and above, for assertions on log lines
 }
 
 // forEachBackend runs fn as a subtest per database (SQLite always, PostgreSQL when
@@ -40,7 +45,8 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
 func newEnv(t *testing.T, b storetest.Backend, o scimhttp.Options, tune ...func(*scim.Limits)) *env {
 	t.Helper()
 	st := b.Open(t)
-	log := zaptest.NewLogger(t)
+	core, logs := observer.New(zap.InfoLevel)
+	log := zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core))
 	limits := scim.DefaultLimits()
 	limits.BcryptCost = 4 // bcrypt's minimum: hashing is not what these tests measure
 	for _, f := range tune {
@@ -55,7 +61,7 @@ func newEnv(t *testing.T, b storetest.Backend, o scimhttp.Options, tune ...func(
 	var draining atomic.Bool
 	srv := httptest.NewServer(newHandler(svc, tokens, st, log, &draining, o))
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, token: secret, tokens: tokens}
+	return &env{t: t, srv: srv, token: secret, tokens: tokens, svc: svc, logs: logs}
 }
 
 // newTenant creates a tenant and returns a token of it with the given scopes.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -29,8 +30,10 @@ Usage:
   scimd migrate [flags]                        bring the database schema up to date
   scimd tenant create NAME [--scope S]         add a tenant; prints its first token alone on stdout
   scimd tenant list [flags]                    list tenants
+  scimd tenant report NAME [flags]             how often each token needed each client quirk
   scimd token create --tenant NAME --scope S   issue an API token; prints it alone on stdout
         [--user USER_ID]                       bind it to a user of the tenant, for /scim/v2/Me
+        [--profile P]                          client profile: lenient (default), strict, okta, entra
   scimd version                                print the version
 
 Run "scimd COMMAND -h" for a command's flags.
@@ -135,8 +138,8 @@ func migrate(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "create" && args[0] != "list") {
-		return errors.New("usage: scimd tenant create NAME | scimd tenant list")
+	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "report") {
+		return errors.New("usage: scimd tenant create NAME | scimd tenant list | scimd tenant report NAME")
 	}
 	var c Config
 	fs := flag.NewFlagSet("tenant "+args[0], flag.ContinueOnError)
@@ -145,8 +148,10 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var name, scopes string
 	if args[0] == "create" {
 		fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "scopes of the tenant's first token: scim, compat, admin (comma-separated)")
+	}
+	if args[0] == "create" || args[0] == "report" {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			return errors.New("usage: scimd tenant create NAME [flags]")
+			return fmt.Errorf("usage: scimd tenant %s NAME [flags]", args[0])
 		}
 		name, rest = rest[0], rest[1:]
 	}
@@ -156,6 +161,9 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer st.Close()
 	tokens := scim.NewTokens(st)
+	if args[0] == "report" {
+		return tenantReport(ctx, scim.NewService(st, zap.NewNop()), name, stdout)
+	}
 	if args[0] == "list" {
 		ts, err := tokens.Tenants(ctx)
 		if err != nil {
@@ -183,15 +191,16 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: scimd token create --tenant NAME --scope scim[,compat,admin] [--user USER_ID]")
+		return errors.New("usage: scimd token create --tenant NAME --scope scim[,compat,admin] [--user USER_ID] [--profile P]")
 	}
 	var c Config
-	var tenant, scopes, userID string
+	var tenant, scopes, userID, profile string
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 	databaseFlags(fs, &c)
 	fs.StringVar(&tenant, "tenant", "", "tenant the token acts for (required)")
 	fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "comma-separated scopes: scim, compat, admin")
 	fs.StringVar(&userID, "user", "", "id of a user of the tenant whom /scim/v2/Me stands for (optional)")
+	fs.StringVar(&profile, "profile", scim.ProfileLenient, "client profile the token's requests are read with: "+strings.Join(scim.Profiles, ", "))
 	st, _, err := setup(ctx, fs, &c, args[1:], false, stderr)
 	if err != nil {
 		return err
@@ -204,10 +213,32 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	secret, err := scim.NewTokens(st).Issue(ctx, tenant, scim.TokenOptions{Scopes: sc, UserID: userID})
+	secret, err := scim.NewTokens(st).Issue(ctx, tenant, scim.TokenOptions{Scopes: sc, UserID: userID, Profile: profile})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, secret)
+	return nil
+}
+
+// tenantReport prints how often each token of a tenant needed each client quirk, so
+// an operator sees how far each client strays from RFC 7644.
+func tenantReport(ctx context.Context, svc *scim.Service, name string, stdout io.Writer) error {
+	counts, err := svc.QuirkReport(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(counts) == 0 {
+		fmt.Fprintf(stdout, "tenant %s: no request needed a non-standard form\n", name)
+		return nil
+	}
+	fmt.Fprintf(stdout, "%-36s  %-8s  %-22s  %8s  %s\n", "TOKEN", "PROFILE", "QUIRK", "COUNT", "LAST SEEN")
+	for _, c := range counts {
+		profile := c.Profile
+		if profile == "" {
+			profile = scim.ProfileLenient
+		}
+		fmt.Fprintf(stdout, "%-36s  %-8s  %-22s  %8d  %s\n", c.TokenID, profile, c.Quirk, c.Count, c.LastSeen.Format(time.RFC3339))
+	}
 	return nil
 }

@@ -94,7 +94,11 @@ func (s *Server) methods(pattern string, m map[string]handlerFunc) {
 			s.writeError(w, r, &httpError{status: http.StatusMethodNotAllowed, detail: r.Method + " is not allowed here; use " + allowed})
 			return
 		}
-		if err := h(w, r); err != nil {
+		q := scim.NewQuirks(principalProfile(r))
+		r = r.WithContext(scim.WithQuirks(r.Context(), q))
+		err := h(w, r)
+		s.noteQuirks(r, q)
+		if err != nil {
 			s.writeError(w, r, err)
 		}
 	})
@@ -279,7 +283,7 @@ func (s *Server) patch(kind scim.ResourceKind) handlerFunc {
 		if err != nil {
 			return err
 		}
-		ops, err := scim.ParsePatch(body, s.svc.Limits().MaxOperations)
+		ops, err := scim.ParsePatch(body, s.svc.Limits().MaxOperations, scim.QuirksFrom(r.Context()))
 		if err != nil {
 			return err
 		}
@@ -426,4 +430,26 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, kinds []scim.
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+func principalProfile(r *http.Request) string {
+	p, _ := auth.FromContext(r.Context())
+	return p.Profile
+}
+
+// noteQuirks logs the non-standard forms a request needed read, with its request id,
+// and adds them to the tenant's counts (see scimd tenant report). Requests that
+// dispatch to others (Bulk, /Me) are counted by the requests they dispatch.
+func (s *Server) noteQuirks(r *http.Request, q *scim.Quirks) {
+	applied := q.Applied()
+	if len(applied) == 0 {
+		return
+	}
+	p, _ := auth.FromContext(r.Context())
+	s.log.Info("client quirks applied", zap.String("request_id", middleware.RequestID(r.Context())),
+		zap.String("tenant_id", p.TenantID), zap.String("token_id", p.TokenID), zap.String("profile", p.Profile),
+		zap.Strings("quirks", q.Names()))
+	if err := s.svc.RecordQuirks(r.Context(), p.TenantID, p.TokenID, applied); err != nil {
+		s.log.Warn("cannot record client quirks", zap.String("request_id", middleware.RequestID(r.Context())), zap.Error(err))
+	}
 }

@@ -82,6 +82,17 @@ var migrations = []string{
 		value VARCHAR(128) NOT NULL,
 		created {{time}} NOT NULL
 	)`,
+	// 4: the client profile of a token, and how often each token's requests needed a
+	// non-standard form rewritten.
+	`ALTER TABLE api_tokens ADD COLUMN profile VARCHAR(16) NOT NULL DEFAULT '';
+	CREATE TABLE quirk_counts (
+		tenant_id VARCHAR(36) NOT NULL,
+		token_id VARCHAR(36) NOT NULL,
+		quirk VARCHAR(64) NOT NULL,
+		count BIGINT NOT NULL,
+		last_seen {{time}} NOT NULL,
+		PRIMARY KEY (tenant_id, token_id, quirk)
+	)`,
 }
 
 // Migrate brings the schema up to date in one transaction. Concurrent callers (several

@@ -123,6 +123,7 @@ type tokenRow struct {
 	Hash      string
 	Scopes    string
 	UserID    *string
+	Profile   string
 	Created   time.Time
 	RevokedAt *time.Time
 }
@@ -137,8 +138,8 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, er
 	if t.UserID != "" {
 		userID = &t.UserID
 	}
-	err := s.db.WithContext(ctx).Exec(`INSERT INTO api_tokens (id, tenant_id, hash, scopes, user_id, created) VALUES (?, ?, ?, ?, ?, ?)`,
-		t.ID, t.TenantID, fmt.Sprintf("%x", t.Hash), strings.Join(t.Scopes, " "), userID, t.Created).Error
+	err := s.db.WithContext(ctx).Exec(`INSERT INTO api_tokens (id, tenant_id, hash, scopes, user_id, profile, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.TenantID, fmt.Sprintf("%x", t.Hash), strings.Join(t.Scopes, " "), userID, t.Profile, t.Created).Error
 	if err != nil {
 		return store.Token{}, s.writeErr(err)
 	}
@@ -148,7 +149,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, er
 // TokenByHash finds a token by the SHA-256 of its secret.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
 	var rows []tokenRow
-	err := s.db.WithContext(ctx).Raw(`SELECT id, tenant_id, hash, scopes, user_id, created, revoked_at FROM api_tokens WHERE hash = ?`,
+	err := s.db.WithContext(ctx).Raw(`SELECT id, tenant_id, hash, scopes, user_id, profile, created, revoked_at FROM api_tokens WHERE hash = ?`,
 		fmt.Sprintf("%x", hash)).Scan(&rows).Error
 	if err != nil {
 		return store.Token{}, s.readErr(err)
@@ -159,7 +160,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, erro
 	r := rows[0]
 	var h []byte
 	fmt.Sscanf(r.Hash, "%x", &h)
-	t := store.Token{ID: r.ID, TenantID: r.TenantID, Hash: h, Scopes: strings.Fields(r.Scopes), Created: r.Created, RevokedAt: r.RevokedAt}
+	t := store.Token{ID: r.ID, TenantID: r.TenantID, Hash: h, Scopes: strings.Fields(r.Scopes), Profile: r.Profile, Created: r.Created, RevokedAt: r.RevokedAt}
 	if r.UserID != nil {
 		t.UserID = *r.UserID
 	}
