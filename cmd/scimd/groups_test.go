@@ -200,3 +200,56 @@ func TestConcurrentMembership(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentMembershipMixed sends adds and removes to one group at once, the way
+// a provisioning service fans out membership changes; the final member set is exactly
+// the starting set plus the adds minus the removes.
+func TestConcurrentMembershipMixed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		const n = 16
+		var initial, added []string
+		for i := range n {
+			initial = append(initial, str(e.call("POST", "/scim/v2/Users", user(fmt.Sprintf("m%d@example.com", i))).want(t, 201).body, "id"))
+			added = append(added, str(e.call("POST", "/scim/v2/Users", user(fmt.Sprintf("a%d@example.com", i))).want(t, 201).body, "id"))
+		}
+		gid := str(e.call("POST", "/scim/v2/Groups", group("Mixed", initial...)).want(t, 201).body, "id")
+		var wg sync.WaitGroup
+		errs := make(chan string, 2*n)
+		for i := range n {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				// Entra's shape: capitalised op, a value list.
+				r := e.call("PATCH", "/scim/v2/Groups/"+gid, patchBody(op("Add", "members", []any{map[string]any{"value": added[i]}})))
+				if r.status != 200 {
+					errs <- r.raw
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if i%2 == 1 {
+					return
+				}
+				r := e.call("PATCH", "/scim/v2/Groups/"+gid, patchBody(op("Remove", "members", []any{map[string]any{"value": initial[i]}})))
+				if r.status != 200 {
+					errs <- r.raw
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for msg := range errs {
+			t.Error(msg)
+		}
+		want := append([]string{}, added...)
+		for i, id := range initial {
+			if i%2 == 1 {
+				want = append(want, id)
+			}
+		}
+		got := memberIDs(e.call("GET", "/scim/v2/Groups/"+gid, nil).want(t, 200).body)
+		if !same(got, sorted(want...)) {
+			t.Errorf("%d members, want %d: lost or stray changes", len(got), len(want))
+		}
+	})
+}
