@@ -135,7 +135,7 @@ func newResourceType(name, endpoint, desc string, core schema.Schema, exts ...sc
 // User is the User resource type with the EnterpriseUser extension (RFC 7643 §4.1, §4.3).
 func User() *ResourceType {
 	return newResourceType("User", "/Users", "User Account",
-		schema.CoreUserSchema(), schema.ExtensionEnterpriseUser())
+		schema.CoreUserSchema(), schema.ExtensionEnterpriseUser(), ScimdUser())
 }
 
 // Group is the Group resource type (RFC 7643 §4.2).

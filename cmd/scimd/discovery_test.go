@@ -36,7 +36,8 @@ func TestDiscovery(t *testing.T) {
 				t.Errorf("User resource type: %s", u.raw)
 			}
 			ext, _ := u.body["schemaExtensions"].([]any)
-			if len(ext) != 1 || ext[0].(map[string]any)["schema"] != "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User" {
+			if len(ext) != 2 || ext[0].(map[string]any)["schema"] != "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User" ||
+				ext[1].(map[string]any)["schema"] != "urn:scimd:schemas:extension:2.0:User" {
 				t.Errorf("schemaExtensions: %v", u.body["schemaExtensions"])
 			}
 			e.call("GET", "/scim/v2/ResourceTypes/Device", nil).wantError(t, http.StatusNotFound, "")
@@ -51,6 +52,7 @@ func TestDiscovery(t *testing.T) {
 				"urn:ietf:params:scim:schemas:core:2.0:User",
 				"urn:ietf:params:scim:schemas:core:2.0:Group",
 				"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+				"urn:scimd:schemas:extension:2.0:User",
 			} {
 				if !got[id] {
 					t.Errorf("schema %s missing", id)

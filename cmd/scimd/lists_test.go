@@ -17,6 +17,7 @@ func TestListsAndFilters(t *testing.T) {
 				"active", i%2 == 0,
 				"emails", []any{map[string]any{"value": fmt.Sprintf("u%d@%s.example.com", i, []string{"work", "home"}[i%2]), "type": []string{"work", "home"}[i%2]}},
 				enterprise, map[string]any{"department": fmt.Sprintf("dept-%d", i%3)},
+				"urn:scimd:schemas:extension:2.0:User", map[string]any{"credits": i * 10, "emailVerified": i%2 == 0},
 			)).want(t, 201)
 			all = append(all, str(r.body, "id"))
 		}
@@ -68,6 +69,8 @@ func TestListsAndFilters(t *testing.T) {
 			{`userName gt "user2@example.com"`, []string{all[3], all[4]}},
 			{`externalId ne "EXT-0"`, all[1:]},
 			{`USERNAME Eq "USER1@EXAMPLE.COM"`, all[1:2]},
+			{`urn:scimd:schemas:extension:2.0:User:credits ge 20`, all[2:]},
+			{`urn:scimd:schemas:extension:2.0:User:credits lt 15.5 and urn:scimd:schemas:extension:2.0:User:emailVerified eq false`, all[1:2]},
 			{`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "user1@example.com"`, all[1:2]},
 		}
 		for _, c := range cases {
