@@ -69,9 +69,25 @@ const (
 
 // Tenant is an organisation; every resource belongs to exactly one.
 type Tenant struct {
-	ID      string
-	Name    string
-	Created time.Time
+	ID       string
+	Name     string
+	Created  time.Time
+	Settings TenantSettings
+}
+
+// TenantSettings are what a tenant's compatibility routes consult. The zero value is
+// the default under which every route works on a new tenant.
+type TenantSettings struct {
+	// FreeAccess on disables partner provisioning (everyone may use the product).
+	FreeAccess bool `json:"free_access,omitempty"`
+	// DisabledFamilies lists compatibility route families turned off.
+	DisabledFamilies []string `json:"disabled_families,omitempty"`
+	// NoSignIn marks a tenant without sign-in configured.
+	NoSignIn bool `json:"no_sign_in,omitempty"`
+	// NoOnboardingUser marks a tenant whose onboarding API user is not set up.
+	NoOnboardingUser bool `json:"no_onboarding_user,omitempty"`
+	// ResultURLHosts, when not empty, lists the hosts a result_url may name.
+	ResultURLHosts []string `json:"result_url_hosts,omitempty"`
 }
 
 // Token is an API token. The secret itself is never stored, only its SHA-256.
@@ -88,6 +104,9 @@ type Token struct {
 	// Profile names the client dialect the token's requests are read with
 	// ("" is the default).
 	Profile string
+	// Sandbox marks a token that may not change production data through the
+	// compatibility routes.
+	Sandbox bool
 }
 
 // Resource is one stored SCIM resource. Doc holds the resource's attributes as JSON
@@ -109,6 +128,9 @@ type Resource struct {
 
 	// Members of a Group, filled when ReadOptions.Members is set, and written by Create.
 	Members []Member
+	// Outbox holds messages to queue in the same transaction as a Create or an
+	// Update of this resource; the store fills their ids and times.
+	Outbox []Message
 	// Groups a User belongs to, filled when ReadOptions.Groups is set.
 	Groups []GroupRef
 }
@@ -155,6 +177,21 @@ type Seek struct {
 	// Backward asks for the page that ends just before After, still returned in
 	// the list's order.
 	Backward bool
+}
+
+// Message is one queued message to a user (set-password link, invitation, email
+// verification); the delivery worker sends it.
+type Message struct {
+	ID        string
+	TenantID  string
+	UserID    string
+	Kind      string
+	Recipient string
+	// Payload is the message's data as JSON (e.g. the result_url).
+	Payload  []byte
+	Status   string // pending, sent, failed
+	Attempts int
+	Created  time.Time
 }
 
 // QuirkCount is how often one token's requests used one non-standard form.
@@ -232,6 +269,11 @@ type Store interface {
 	// Update loads the resource, runs fn on it inside the transaction, bumps Version
 	// and LastModified, and writes it back together with fn's membership changes.
 	Update(ctx context.Context, tenantID string, kind Kind, id string, fn Updater) (*Resource, error)
+	// SetTenantSettings replaces a tenant's settings.
+	SetTenantSettings(ctx context.Context, tenantID string, s TenantSettings) error
+	// Outbox lists a tenant's queued messages, oldest first.
+	Outbox(ctx context.Context, tenantID string) ([]Message, error)
+
 	// Secret returns the server-wide random secret called name, the same on every
 	// replica sharing the database.
 	Secret(ctx context.Context, name string) ([]byte, error)

@@ -93,6 +93,25 @@ var migrations = []string{
 		last_seen {{time}} NOT NULL,
 		PRIMARY KEY (tenant_id, token_id, quirk)
 	)`,
+	// 5: tenant settings the compatibility routes consult, sandbox tokens, and the
+	// outbox of messages written in the same transaction as their user.
+	`ALTER TABLE tenants ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+	ALTER TABLE api_tokens ADD COLUMN sandbox {{bool}} NOT NULL DEFAULT FALSE;
+	CREATE TABLE outbox (
+		id VARCHAR(36) PRIMARY KEY,
+		tenant_id VARCHAR(36) NOT NULL REFERENCES tenants (id),
+		user_id VARCHAR(36) NOT NULL,
+		kind VARCHAR(32) NOT NULL,
+		recipient TEXT NOT NULL,
+		payload TEXT NOT NULL,
+		status VARCHAR(16) NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		created {{time}} NOT NULL,
+		next_attempt {{time}} NOT NULL,
+		sent_at {{time}} NULL
+	);
+	CREATE INDEX outbox_due ON outbox (status, next_attempt);
+	CREATE INDEX outbox_tenant ON outbox (tenant_id, created)`,
 }
 
 // Migrate brings the schema up to date in one transaction. Concurrent callers (several

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -64,13 +65,18 @@ func newID() string { return uuid.NewString() }
 // ---- tenants and tokens
 
 type tenantRow struct {
-	ID      string
-	Name    string
-	Created time.Time
+	ID       string
+	Name     string
+	Created  time.Time
+	Settings string
 }
 
 func (r tenantRow) tenant() store.Tenant {
-	return store.Tenant{ID: r.ID, Name: r.Name, Created: r.Created}
+	t := store.Tenant{ID: r.ID, Name: r.Name, Created: r.Created}
+	// Settings are only ever written by SetTenantSettings; an unreadable value
+	// leaves the defaults.
+	_ = json.Unmarshal([]byte(r.Settings), &t.Settings)
+	return t
 }
 
 // CreateTenant adds a tenant; a taken name is ErrConflict.
@@ -85,7 +91,7 @@ func (s *Store) CreateTenant(ctx context.Context, name string) (store.Tenant, er
 
 func (s *Store) tenantWhere(ctx context.Context, where string, arg any) (store.Tenant, error) {
 	var rows []tenantRow
-	if err := s.db.WithContext(ctx).Raw(`SELECT id, name, created FROM tenants WHERE `+where, arg).Scan(&rows).Error; err != nil {
+	if err := s.db.WithContext(ctx).Raw(`SELECT id, name, created, settings FROM tenants WHERE `+where, arg).Scan(&rows).Error; err != nil {
 		return store.Tenant{}, s.readErr(err)
 	}
 	if len(rows) == 0 {
@@ -107,7 +113,7 @@ func (s *Store) TenantByID(ctx context.Context, id string) (store.Tenant, error)
 // ListTenants returns every tenant by name.
 func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 	var rows []tenantRow
-	if err := s.db.WithContext(ctx).Raw(`SELECT id, name, created FROM tenants ORDER BY name`).Scan(&rows).Error; err != nil {
+	if err := s.db.WithContext(ctx).Raw(`SELECT id, name, created, settings FROM tenants ORDER BY name`).Scan(&rows).Error; err != nil {
 		return nil, s.readErr(err)
 	}
 	out := make([]store.Tenant, len(rows))
@@ -124,6 +130,7 @@ type tokenRow struct {
 	Scopes    string
 	UserID    *string
 	Profile   string
+	Sandbox   bool
 	Created   time.Time
 	RevokedAt *time.Time
 }
@@ -138,8 +145,8 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, er
 	if t.UserID != "" {
 		userID = &t.UserID
 	}
-	err := s.db.WithContext(ctx).Exec(`INSERT INTO api_tokens (id, tenant_id, hash, scopes, user_id, profile, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.TenantID, fmt.Sprintf("%x", t.Hash), strings.Join(t.Scopes, " "), userID, t.Profile, t.Created).Error
+	err := s.db.WithContext(ctx).Exec(`INSERT INTO api_tokens (id, tenant_id, hash, scopes, user_id, profile, sandbox, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.TenantID, fmt.Sprintf("%x", t.Hash), strings.Join(t.Scopes, " "), userID, t.Profile, t.Sandbox, t.Created).Error
 	if err != nil {
 		return store.Token{}, s.writeErr(err)
 	}
@@ -149,7 +156,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, er
 // TokenByHash finds a token by the SHA-256 of its secret.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
 	var rows []tokenRow
-	err := s.db.WithContext(ctx).Raw(`SELECT id, tenant_id, hash, scopes, user_id, profile, created, revoked_at FROM api_tokens WHERE hash = ?`,
+	err := s.db.WithContext(ctx).Raw(`SELECT id, tenant_id, hash, scopes, user_id, profile, sandbox, created, revoked_at FROM api_tokens WHERE hash = ?`,
 		fmt.Sprintf("%x", hash)).Scan(&rows).Error
 	if err != nil {
 		return store.Token{}, s.readErr(err)
@@ -160,7 +167,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, erro
 	r := rows[0]
 	var h []byte
 	fmt.Sscanf(r.Hash, "%x", &h)
-	t := store.Token{ID: r.ID, TenantID: r.TenantID, Hash: h, Scopes: strings.Fields(r.Scopes), Profile: r.Profile, Created: r.Created, RevokedAt: r.RevokedAt}
+	t := store.Token{ID: r.ID, TenantID: r.TenantID, Hash: h, Scopes: strings.Fields(r.Scopes), Profile: r.Profile, Sandbox: r.Sandbox, Created: r.Created, RevokedAt: r.RevokedAt}
 	if r.UserID != nil {
 		t.UserID = *r.UserID
 	}
@@ -257,7 +264,7 @@ func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 			}
 			r.Members = members
 		}
-		return nil
+		return s.queue(tx, r)
 	})
 }
 
@@ -483,6 +490,9 @@ func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id
 			if err := s.changeMembers(tx, tenantID, id, &mc[i]); err != nil {
 				return err
 			}
+		}
+		if err := s.queue(tx, cur); err != nil {
+			return err
 		}
 		out = cur
 		return nil

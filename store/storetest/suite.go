@@ -56,6 +56,11 @@ var contracts = []struct {
 		{"by_id", tenantByID},
 		{"not_found", tenantNotFound},
 		{"list_ordered_by_name", tenantListOrdered},
+		{"settings", tenantSettings},
+	}},
+	{"outbox", []contractCase{
+		{"with_create_and_update", outboxWithWrites},
+		{"not_without_its_user", outboxRollsBack},
 	}},
 	{"tokens", []contractCase{
 		{"create_by_hash", tokenByHash},
@@ -1690,5 +1695,79 @@ func concurrentDeleteVsMembers(already bool) func(f *fixture) {
 		if dangling > 0 {
 			f.t.Errorf("%d of %d rounds left the group listing a deleted user", dangling, rounds)
 		}
+	}
+}
+
+// ---- tenant settings and the outbox
+
+func tenantSettings(f *fixture) {
+	tn := f.tenant("acme")
+	if got, _ := f.st.TenantByName(f.ctx, "acme"); !reflect.DeepEqual(got.Settings, store.TenantSettings{}) {
+		f.t.Errorf("a new tenant has settings %+v, want the defaults", got.Settings)
+	}
+	want := store.TenantSettings{FreeAccess: true, DisabledFamilies: []string{"partner"}, ResultURLHosts: []string{"chat.example.com"}}
+	if err := f.st.SetTenantSettings(f.ctx, tn.ID, want); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, get := range []func() (store.Tenant, error){
+		func() (store.Tenant, error) { return f.st.TenantByName(f.ctx, "acme") },
+		func() (store.Tenant, error) { return f.st.TenantByID(f.ctx, tn.ID) },
+	} {
+		got, err := get()
+		if err != nil || !reflect.DeepEqual(got.Settings, want) {
+			f.t.Errorf("settings %+v, %v; want %+v", got.Settings, err, want)
+		}
+	}
+	wantErr(f.t, f.st.SetTenantSettings(f.ctx, "no-such-tenant", want), store.ErrNotFound)
+}
+
+func outboxWithWrites(f *fixture) {
+	tn, other := f.tenant("acme"), f.tenant("other")
+	u := newUser(tn.ID, "ann@example.com")
+	u.Outbox = []store.Message{{Kind: "set_password", Recipient: "ann@example.com", Payload: []byte(`{"result_url":"https://x"}`)}}
+	f.create(u)
+	if _, err := f.st.Update(f.ctx, tn.ID, store.KindUser, u.ID, func(cur *store.Resource) ([]store.MemberChange, error) {
+		cur.Outbox = append(cur.Outbox, store.Message{Kind: "invitation", Recipient: "ann@example.com"})
+		return nil, nil
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	msgs, err := f.st.Outbox(f.ctx, tn.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(msgs) != 2 || msgs[0].Kind != "set_password" || msgs[1].Kind != "invitation" {
+		f.t.Fatalf("outbox %+v", msgs)
+	}
+	for _, m := range msgs {
+		if m.UserID != u.ID || m.Status != "pending" || m.ID == "" || m.Recipient != "ann@example.com" || m.Created.IsZero() {
+			f.t.Errorf("message %+v", m)
+		}
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(msgs[0].Payload, &payload); err != nil || payload["result_url"] != "https://x" {
+		f.t.Errorf("payload %s", msgs[0].Payload)
+	}
+	if none, _ := f.st.Outbox(f.ctx, other.ID); len(none) != 0 {
+		f.t.Errorf("another tenant sees %d messages", len(none))
+	}
+}
+
+func outboxRollsBack(f *fixture) {
+	tn := f.tenant("acme")
+	f.user(tn.ID, "ann@example.com")
+	dup := newUser(tn.ID, "ANN@example.com")
+	dup.Outbox = []store.Message{{Kind: "set_password", Recipient: "ann@example.com"}}
+	wantErr(f.t, f.st.Create(f.ctx, dup), store.ErrConflict)
+	u := f.user(tn.ID, "bob@example.com")
+	_, err := f.st.Update(f.ctx, tn.ID, store.KindUser, u.ID, func(cur *store.Resource) ([]store.MemberChange, error) {
+		cur.Outbox = append(cur.Outbox, store.Message{Kind: "invitation", Recipient: "bob@example.com"})
+		return nil, errors.New("refused")
+	})
+	if err == nil {
+		f.t.Fatal("the updater's error was lost")
+	}
+	if msgs, _ := f.st.Outbox(f.ctx, tn.ID); len(msgs) != 0 {
+		f.t.Errorf("messages of failed writes were queued: %+v", msgs)
 	}
 }
