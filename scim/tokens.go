@@ -35,6 +35,8 @@ type Tenant = store.Tenant
 type Accounts interface {
 	CreateTenant(ctx context.Context, name string) (store.Tenant, error)
 	TenantByName(ctx context.Context, name string) (store.Tenant, error)
+	SetTenantSettings(ctx context.Context, tenantID string, s store.TenantSettings) error
+	TenantByID(ctx context.Context, id string) (store.Tenant, error)
 	ListTenants(ctx context.Context) ([]store.Tenant, error)
 	CreateToken(ctx context.Context, t store.Token) (store.Token, error)
 	TokenByHash(ctx context.Context, hash []byte) (store.Token, error)
@@ -53,6 +55,8 @@ type Principal struct {
 	UserID string
 	// Profile is the client profile of the token (see Quirks).
 	Profile string
+	// Sandbox is set for sandbox tokens.
+	Sandbox bool
 }
 
 // Has reports whether the principal holds scope.
@@ -117,6 +121,22 @@ func NewSecret() (string, error) {
 	return "scimd_" + base64.RawURLEncoding.EncodeToString(b), nil
 }
 
+// NewKey32 returns a random 32-character key of letters and digits (about 190 bits).
+func NewKey32() (string, error) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	out := make([]byte, 0, 32)
+	b := make([]byte, 1)
+	for len(out) < 32 {
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		if int(b[0]) < 256-256%len(alphabet) { // no modulo bias
+			out = append(out, alphabet[int(b[0])%len(alphabet)])
+		}
+	}
+	return string(out), nil
+}
+
 // MinSecretLength is the shortest secret accepted from an operator.
 const MinSecretLength = 20
 
@@ -131,6 +151,11 @@ type TokenOptions struct {
 	// Profile is the client profile its requests are read with: lenient (the
 	// default), strict, okta or entra.
 	Profile string
+	// Sandbox marks a token the compatibility routes refuse for changes.
+	Sandbox bool
+	// Key32 makes the random secret a 32-character key, the form some vendor APIs
+	// expect, instead of the default scimd_… token.
+	Key32 bool
 }
 
 // IssueToken creates a token for the named tenant. With secret empty a random one is
@@ -154,7 +179,11 @@ func (t *Tokens) Issue(ctx context.Context, tenant string, o TokenOptions) (stri
 	if err != nil {
 		return "", AsError(err)
 	}
-	if secret == "" {
+	if secret == "" && o.Key32 {
+		if secret, err = NewKey32(); err != nil {
+			return "", AsError(err)
+		}
+	} else if secret == "" {
 		if secret, err = NewSecret(); err != nil {
 			return "", AsError(err)
 		}
@@ -173,7 +202,7 @@ func (t *Tokens) Issue(ctx context.Context, tenant string, o TokenOptions) (stri
 		userID = u.ID
 	}
 	h := sha256.Sum256([]byte(secret))
-	if _, err := t.st.CreateToken(ctx, store.Token{TenantID: tn.ID, Hash: h[:], Scopes: o.Scopes, UserID: userID, Profile: profile}); err != nil {
+	if _, err := t.st.CreateToken(ctx, store.Token{TenantID: tn.ID, Hash: h[:], Scopes: o.Scopes, UserID: userID, Profile: profile, Sandbox: o.Sandbox}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return "", &Error{Kind: KindUniqueness, Detail: "this token exists already", Err: err}
 		}
@@ -195,7 +224,7 @@ func (t *Tokens) Authenticate(ctx context.Context, secret string) (Principal, er
 	if err != nil {
 		return Principal{}, AsError(err)
 	}
-	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes, UserID: tok.UserID, Profile: tok.Profile}, nil
+	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes, UserID: tok.UserID, Profile: tok.Profile, Sandbox: tok.Sandbox}, nil
 }
 
 // Bootstrap prepares a fresh install. With secret set, the default tenant is created
@@ -221,4 +250,67 @@ func (t *Tokens) Bootstrap(ctx context.Context, secret string) (string, error) {
 		return "", err
 	}
 	return t.IssueToken(ctx, DefaultTenant, AllScopes, secret)
+}
+
+// TenantSettings are the settings the compatibility routes consult.
+type TenantSettings = store.TenantSettings
+
+// Families lists the compatibility route families a tenant may turn off.
+var Families = []string{"partner", "admin", "platform", "superuser", "onboarding"}
+
+// SetTenant applies settings given as key=value pairs to the named tenant:
+// free_access=true|false, sign_in=configured|none, onboarding_api_user=configured|none,
+// family.<name>=enabled|disabled, result_url_hosts=host[,host…] (empty clears the list).
+func (t *Tokens) SetTenant(ctx context.Context, tenant string, pairs []string) (TenantSettings, error) {
+	tn, err := t.st.TenantByName(ctx, tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return TenantSettings{}, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenant), Err: err}
+	}
+	if err != nil {
+		return TenantSettings{}, AsError(err)
+	}
+	set := tn.Settings
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		bad := errorf(KindInvalidValue, "setting %q: want key=value with free_access=true|false, sign_in=configured|none, onboarding_api_user=configured|none, family.<%s>=enabled|disabled or result_url_hosts=host,…", p, strings.Join(Families, "|"))
+		if !ok {
+			return TenantSettings{}, bad
+		}
+		switch {
+		case k == "free_access" && (v == "true" || v == "false"):
+			set.FreeAccess = v == "true"
+		case k == "sign_in" && (v == "configured" || v == "none"):
+			set.NoSignIn = v == "none"
+		case k == "onboarding_api_user" && (v == "configured" || v == "none"):
+			set.NoOnboardingUser = v == "none"
+		case k == "result_url_hosts":
+			set.ResultURLHosts = nil
+			for _, h := range strings.Split(v, ",") {
+				if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
+					set.ResultURLHosts = append(set.ResultURLHosts, h)
+				}
+			}
+		case strings.HasPrefix(k, "family.") && slices.Contains(Families, strings.TrimPrefix(k, "family.")) && (v == "enabled" || v == "disabled"):
+			f := strings.TrimPrefix(k, "family.")
+			set.DisabledFamilies = slices.DeleteFunc(set.DisabledFamilies, func(x string) bool { return x == f })
+			if v == "disabled" {
+				set.DisabledFamilies = append(set.DisabledFamilies, f)
+			}
+		default:
+			return TenantSettings{}, bad
+		}
+	}
+	if err := t.st.SetTenantSettings(ctx, tn.ID, set); err != nil {
+		return TenantSettings{}, AsError(err)
+	}
+	return set, nil
+}
+
+// Tenant returns the tenant with this id, with its settings.
+func (t *Tokens) Tenant(ctx context.Context, id string) (Tenant, error) {
+	tn, err := t.st.TenantByID(ctx, id)
+	if err != nil {
+		return Tenant{}, AsError(err)
+	}
+	return tn, nil
 }

@@ -79,6 +79,35 @@ func TestCLI(t *testing.T) {
 			t.Errorf("token for a missing user: %v", err)
 		}
 	})
+	t.Run("key32_and_sandbox", func(t *testing.T) {
+		out, _, err := runCLI(t, "token", "create", "--tenant", "acme", "--scope", "admin", "--format", "key32", "--sandbox", "--database", db)
+		if err != nil || !regexp.MustCompile(`^[A-Za-z0-9]{32}\n$`).MatchString(out) {
+			t.Fatalf("key32: %q %v", out, err)
+		}
+		if _, _, err := runCLI(t, "token", "create", "--tenant", "acme", "--format", "hex", "--database", db); err == nil {
+			t.Error("unknown format accepted")
+		}
+	})
+	t.Run("tenant_set", func(t *testing.T) {
+		out, _, err := runCLI(t, "tenant", "set", "acme", "free_access=true", "family.partner=disabled", "result_url_hosts=Chat.Example.com, b.example.com", "--database", db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`"free_access":true`, `"disabled_families":["partner"]`, `"result_url_hosts":["chat.example.com","b.example.com"]`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("tenant set printed %s, want %s", out, want)
+			}
+		}
+		out, _, err = runCLI(t, "tenant", "set", "acme", "family.partner=enabled", "free_access=false", "result_url_hosts=", "--database", db)
+		if err != nil || strings.TrimSpace(out) != "{}" {
+			t.Errorf("back to defaults: %q %v", out, err)
+		}
+		for _, bad := range []string{"free_access=maybe", "family.nope=disabled", "colour=blue", "sign_in"} {
+			if _, _, err := runCLI(t, "tenant", "set", "acme", bad, "--database", db); err == nil {
+				t.Errorf("%s accepted", bad)
+			}
+		}
+	})
 	t.Run("config_errors_reported_together", func(t *testing.T) {
 		_, _, err := runCLI(t, "serve", "--database", "mysql://x", "--addr", "nope", "--log-level", "loud")
 		if err == nil {

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,9 +32,11 @@ Usage:
   scimd tenant create NAME [--scope S]         add a tenant; prints its first token alone on stdout
   scimd tenant list [flags]                    list tenants
   scimd tenant report NAME [flags]             how often each token needed each client quirk
+  scimd tenant set NAME key=value…             change settings the compatibility routes consult
   scimd token create --tenant NAME --scope S   issue an API token; prints it alone on stdout
         [--user USER_ID]                       bind it to a user of the tenant, for /scim/v2/Me
         [--profile P]                          client profile: lenient (default), strict, okta, entra
+        [--sandbox] [--format token|key32]     a sandbox token; a 32-character key
   scimd version                                print the version
 
 Run "scimd COMMAND -h" for a command's flags.
@@ -138,8 +141,8 @@ func migrate(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "report") {
-		return errors.New("usage: scimd tenant create NAME | scimd tenant list | scimd tenant report NAME")
+	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "report" && args[0] != "set") {
+		return errors.New("usage: scimd tenant create NAME | list | report NAME | set NAME key=value…")
 	}
 	var c Config
 	fs := flag.NewFlagSet("tenant "+args[0], flag.ContinueOnError)
@@ -149,18 +152,48 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if args[0] == "create" {
 		fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "scopes of the tenant's first token: scim, compat, admin (comma-separated)")
 	}
-	if args[0] == "create" || args[0] == "report" {
+	if args[0] == "create" || args[0] == "report" || args[0] == "set" {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			return fmt.Errorf("usage: scimd tenant %s NAME [flags]", args[0])
 		}
 		name, rest = rest[0], rest[1:]
 	}
-	st, _, err := setup(ctx, fs, &c, rest, false, stderr)
+	// Settings may stand before or after the flags (all of which take a value): every
+	// argument that is neither a flag nor a flag's value is a setting.
+	var pairs, flags []string
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		switch {
+		case args[0] != "set" || strings.HasPrefix(a, "-") && strings.Contains(a, "="):
+			flags = append(flags, a)
+		case strings.HasPrefix(a, "-"):
+			flags = append(flags, a)
+			if i+1 < len(rest) {
+				i++
+				flags = append(flags, rest[i])
+			}
+		default:
+			pairs = append(pairs, a)
+		}
+	}
+	st, _, err := setup(ctx, fs, &c, flags, false, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if len(fs.Args()) > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
 	tokens := scim.NewTokens(st)
+	if args[0] == "set" {
+		set, err := tokens.SetTenant(ctx, name, pairs)
+		if err != nil {
+			return err
+		}
+		b, _ := json.Marshal(set)
+		fmt.Fprintf(stdout, "%s\n", b)
+		return nil
+	}
 	if args[0] == "report" {
 		return tenantReport(ctx, scim.NewService(st, zap.NewNop()), name, stdout)
 	}
@@ -194,12 +227,15 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("usage: scimd token create --tenant NAME --scope scim[,compat,admin] [--user USER_ID] [--profile P]")
 	}
 	var c Config
-	var tenant, scopes, userID, profile string
+	var tenant, scopes, userID, profile, format string
+	var sandbox bool
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 	databaseFlags(fs, &c)
 	fs.StringVar(&tenant, "tenant", "", "tenant the token acts for (required)")
 	fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "comma-separated scopes: scim, compat, admin")
 	fs.StringVar(&userID, "user", "", "id of a user of the tenant whom /scim/v2/Me stands for (optional)")
+	fs.BoolVar(&sandbox, "sandbox", false, "a sandbox token: the compatibility routes refuse it for changes")
+	fs.StringVar(&format, "format", "token", "token (scimd_…, the default) or key32 (a 32-character key)")
 	fs.StringVar(&profile, "profile", scim.ProfileLenient, "client profile the token's requests are read with: "+strings.Join(scim.Profiles, ", "))
 	st, _, err := setup(ctx, fs, &c, args[1:], false, stderr)
 	if err != nil {
@@ -209,11 +245,17 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if tenant == "" {
 		return errors.New("--tenant is required")
 	}
+	if format != "token" && format != "key32" {
+		return fmt.Errorf("--format %q: use token or key32", format)
+	}
+	if format != "token" && format != "key32" {
+		return fmt.Errorf("--format %q: use token or key32", format)
+	}
 	sc, err := scim.ParseScopes(scopes)
 	if err != nil {
 		return err
 	}
-	secret, err := scim.NewTokens(st).Issue(ctx, tenant, scim.TokenOptions{Scopes: sc, UserID: userID, Profile: profile})
+	secret, err := scim.NewTokens(st).Issue(ctx, tenant, scim.TokenOptions{Scopes: sc, UserID: userID, Profile: profile, Sandbox: sandbox, Key32: format == "key32"})
 	if err != nil {
 		return err
 	}
