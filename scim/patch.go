@@ -101,6 +101,11 @@ func ParsePatch(body map[string]any, maxOps int, q *Quirks) ([]PatchOp, error) {
 // or none. Membership operations on groups become row-level changes, so their cost
 // does not depend on the size of the group.
 func (s *Service) Patch(ctx context.Context, tenantID string, kind ResourceKind, id string, ops []PatchOp, ifMatch string, proj Projection) (*Resource, error) {
+	return s.PatchQueued(ctx, tenantID, kind, id, ops, ifMatch, proj, nil)
+}
+
+// PatchQueued is Patch that also queues msgs in the outbox in the same transaction.
+func (s *Service) PatchQueued(ctx context.Context, tenantID string, kind ResourceKind, id string, ops []PatchOp, ifMatch string, proj Projection, msgs []Message) (*Resource, error) {
 	rt := s.types.Of(kind)
 	_, err := s.st.Update(ctx, tenantID, kind, normID(id), func(cur *store.Resource) ([]store.MemberChange, error) {
 		if err := checkIfMatch(ifMatch, cur.Version); err != nil {
@@ -125,6 +130,7 @@ func (s *Service) Patch(ctx context.Context, tenantID string, kind ResourceKind,
 		if err := w.columns(cur); err != nil {
 			return nil, err
 		}
+		cur.Outbox = append([]Message(nil), msgs...)
 		switch {
 		case p.clearPassword:
 			cur.PasswordHash = ""

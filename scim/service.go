@@ -96,11 +96,20 @@ func (s *Service) readOpts(kind ResourceKind, p Projection) store.ReadOptions {
 // Create validates body and stores it as a new resource (RFC 7644 §3.3). The
 // returned resource carries what proj selects.
 func (s *Service) Create(ctx context.Context, tenantID string, kind ResourceKind, body map[string]any, proj Projection) (*Resource, error) {
+	return s.CreateQueued(ctx, tenantID, kind, body, proj, nil)
+}
+
+// Message is a message to queue with a write (see CreateQueued).
+type Message = store.Message
+
+// CreateQueued is Create that also queues msgs in the outbox in the same
+// transaction: the messages exist exactly when the resource does.
+func (s *Service) CreateQueued(ctx context.Context, tenantID string, kind ResourceKind, body map[string]any, proj Projection, msgs []Message) (*Resource, error) {
 	w, err := s.types.parseResource(kind, body, QuirksFrom(ctx), true)
 	if err != nil {
 		return nil, err
 	}
-	sr := &store.Resource{TenantID: tenantID, Kind: kind, Members: w.members}
+	sr := &store.Resource{TenantID: tenantID, Kind: kind, Members: w.members, Outbox: msgs}
 	if err := w.columns(sr); err != nil {
 		return nil, AsError(err)
 	}

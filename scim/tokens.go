@@ -37,6 +37,7 @@ type Accounts interface {
 	TenantByName(ctx context.Context, name string) (store.Tenant, error)
 	SetTenantSettings(ctx context.Context, tenantID string, s store.TenantSettings) error
 	TenantByID(ctx context.Context, id string) (store.Tenant, error)
+	RevokeUserTokens(ctx context.Context, tenantID, userID string) error
 	ListTenants(ctx context.Context) ([]store.Tenant, error)
 	CreateToken(ctx context.Context, t store.Token) (store.Token, error)
 	TokenByHash(ctx context.Context, hash []byte) (store.Token, error)
@@ -313,4 +314,24 @@ func (t *Tokens) Tenant(ctx context.Context, id string) (Tenant, error) {
 		return Tenant{}, AsError(err)
 	}
 	return tn, nil
+}
+
+// RevokeUser revokes every token bound to a user of the tenant; the next request
+// with any of them is 401, on every replica.
+func (t *Tokens) RevokeUser(ctx context.Context, tenantID, userID string) error {
+	if err := t.st.RevokeUserTokens(ctx, tenantID, normID(userID)); err != nil {
+		return AsError(err)
+	}
+	return nil
+}
+
+// IssueForUser makes a token bound to a user of the tenant with this id, with no
+// scope: it opens no route itself, and the product behind a compatibility API
+// checks it with Authenticate. The secret is returned once.
+func (t *Tokens) IssueForUser(ctx context.Context, tenantID, userID string) (string, error) {
+	tn, err := t.st.TenantByID(ctx, tenantID)
+	if err != nil {
+		return "", AsError(err)
+	}
+	return t.Issue(ctx, tn.Name, TokenOptions{Scopes: []string{}, UserID: userID})
 }

@@ -259,6 +259,8 @@ type Store interface {
 	CreateToken(ctx context.Context, t Token) (Token, error)
 	TokenByHash(ctx context.Context, hash []byte) (Token, error)
 	CountTokens(ctx context.Context, tenantID string) (int, error)
+	// RevokeUserTokens revokes every token bound to a user; it is effective at once.
+	RevokeUserTokens(ctx context.Context, tenantID, userID string) error
 
 	// Create inserts r (and, for a group, its Members) and fills ID if empty,
 	// Version, Created and LastModified. A userName taken case-insensitively in the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/scimhttp"
+	"github.com/scimd/scimd/store/gormstore"
 	"github.com/scimd/scimd/store/storetest"
 )
 
@@ -30,6 +31,7 @@ type env struct {
 	tokens *scim.Tokens
 	svc    *scim.Service
 	logs   *observer.ObservedLogs // info and above, for assertions on log lines
+	st     *gormstore.Store       // for assertions on what was stored (e.g. the outbox)
 }
 
 // forEachBackend runs fn as a subtest per database (SQLite always, PostgreSQL when
@@ -61,7 +63,7 @@ func newEnv(t *testing.T, b storetest.Backend, o scimhttp.Options, tune ...func(
 	var draining atomic.Bool
 	srv := httptest.NewServer(newHandler(svc, tokens, st, log, &draining, o))
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, token: secret, tokens: tokens, svc: svc, logs: logs}
+	return &env{t: t, srv: srv, token: secret, tokens: tokens, svc: svc, logs: logs, st: st}
 }
 
 // newTenant creates a tenant and returns a token of it with the given scopes.

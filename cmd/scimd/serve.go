@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/scimd/scimd/compat"
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/middleware"
 	"github.com/scimd/scimd/scim/scimhttp"
@@ -132,5 +133,6 @@ func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle(scimhttp.Prefix+"/", scimhttp.New(svc, tokens, log, o))
+	compat.New(svc, tokens, log, compat.Options{BaseURL: o.BaseURL, MaxBodyBytes: o.MaxBodyBytes}).Mount(mux)
 	return middleware.Log(log)(mux)
 }

@@ -294,9 +294,14 @@ func (s *Server) patch(kind scim.ResourceKind) handlerFunc {
 		}
 		// RFC 7644 §3.5.2: 200 with the resource, or 204 when the client prefers a
 		// minimal answer (RFC 7240 Prefer: return=minimal).
-		if preferMinimal(r) {
+		// Entra's provisioning service expects 204 for a group PATCH and gains
+		// nothing from the member list a 200 would carry.
+		entraGroup := kind == scim.GroupKind && principalProfile(r) == scim.ProfileEntra
+		if preferMinimal(r) || entraGroup {
 			w.Header().Set("ETag", res.ETag())
-			w.Header().Set("Preference-Applied", "return=minimal")
+			if !entraGroup {
+				w.Header().Set("Preference-Applied", "return=minimal")
+			}
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}

@@ -174,6 +174,12 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, erro
 	return t, nil
 }
 
+// RevokeUserTokens revokes every token of the tenant bound to userID.
+func (s *Store) RevokeUserTokens(ctx context.Context, tenantID, userID string) error {
+	return s.writeErr(s.db.WithContext(ctx).Exec(`UPDATE api_tokens SET revoked_at = ? WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL`,
+		now(), tenantID, userID).Error)
+}
+
 // CountTokens counts the tenant's tokens that are not revoked.
 func (s *Store) CountTokens(ctx context.Context, tenantID string) (int, error) {
 	var n int64

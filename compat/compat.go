@@ -1,0 +1,174 @@
+// Package compat serves the vendor-style provisioning APIs of the compatibility
+// contract beside /scim/v2. Each family lives in its own file and is a thin
+// translation: decode the vendor's request, turn it purely into SCIM resources and
+// PATCH operations, call the same scim.Service a SCIM client would, and answer in the
+// vendor's shape through that family's one error writer. Nothing here touches the
+// store: users, tokens, settings and messages all go through package scim.
+package compat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/scimd/scimd/scim"
+)
+
+// Options configure the compatibility routes.
+type Options struct {
+	// BaseURL is the public URL scimd is reached at; "" derives it from the request.
+	BaseURL string
+	// MaxBodyBytes bounds request bodies (413 beyond).
+	MaxBodyBytes int64
+}
+
+// Compat holds what every family needs.
+type Compat struct {
+	svc    *scim.Service
+	tokens *scim.Tokens
+	log    *zap.Logger
+	opts   Options
+}
+
+// New returns the compatibility routes over the SCIM service and tokens.
+func New(svc *scim.Service, tokens *scim.Tokens, log *zap.Logger, o Options) *Compat {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	return &Compat{svc: svc, tokens: tokens, log: log.Named("compat"), opts: o}
+}
+
+// Mount registers every family's routes on mux.
+func (c *Compat) Mount(mux *http.ServeMux) {
+	c.mountPartner(mux)
+	c.mountAdmin(mux)
+	c.mountPlatform(mux)
+	c.mountSuperuser(mux)
+	c.mountOnboarding(mux)
+}
+
+// Family names, as used by `scimd tenant set family.<name>=disabled`.
+const (
+	FamilyPartner    = "partner"
+	FamilyAdmin      = "admin"
+	FamilyPlatform   = "platform"
+	FamilySuperuser  = "superuser"
+	FamilyOnboarding = "onboarding"
+)
+
+// MaxEmailLength is the longest email the contract accepts.
+const MaxEmailLength = 255
+
+// errBadEmail is returned by NormalizeEmail; families map it to their 400.
+var errBadEmail = errors.New("invalid email")
+
+// NormalizeEmail applies the contract's identity rule: trimmed, lower-cased, at most
+// 255 characters, and shaped like an address (local@domain, no display name).
+func NormalizeEmail(raw string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(raw))
+	if e == "" {
+		return "", fmt.Errorf("%w: email is required", errBadEmail)
+	}
+	if len(e) > MaxEmailLength {
+		return "", fmt.Errorf("%w: email is longer than %d characters", errBadEmail, MaxEmailLength)
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || a.Name != "" || !strings.Contains(e[strings.LastIndex(e, "@")+1:], ".") {
+		return "", fmt.Errorf("%w: %q is not an email address such as ann@example.com", errBadEmail, raw)
+	}
+	return e, nil
+}
+
+// userBody is the SCIM User a contract route creates for an email (the identity key).
+func userBody(email string) map[string]any {
+	return map[string]any{
+		"schemas":  []any{"urn:ietf:params:scim:schemas:core:2.0:User"},
+		"userName": email,
+		"emails":   []any{map[string]any{"value": email, "type": "work", "primary": true}},
+		"active":   true,
+	}
+}
+
+// findByEmail finds the user whose userName is the email (case-insensitively).
+func (c *Compat) findByEmail(ctx context.Context, tenantID, email string) (*scim.Resource, error) {
+	one := 1
+	page, err := c.svc.List(ctx, tenantID, scim.UserKind, scim.ListQuery{Filter: "userName eq " + strconv.Quote(email), Count: &one})
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Resources) == 0 {
+		return nil, &scim.Error{Kind: scim.KindNotFound, Detail: "no user with email " + email}
+	}
+	return page.Resources[0], nil
+}
+
+// decodeJSON reads a JSON body into v. Bad JSON is a scim.KindInvalidSyntax error
+// with the reason; a body over the limit is errTooLarge.
+func (c *Compat) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.opts.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errTooLarge
+		}
+		return &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "cannot read the request body", Err: err}
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(v); err != nil {
+		return &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "the body is not valid JSON of the expected shape: " + err.Error()}
+	}
+	if d.More() {
+		return &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "the body has data after its JSON value"}
+	}
+	return nil
+}
+
+// errTooLarge is a body over Options.MaxBodyBytes; families answer 413.
+var errTooLarge = errors.New("request body too large")
+
+// authenticate resolves a token of the vendor's style to its principal and tenant,
+// requiring scope and the family enabled for the tenant.
+func (c *Compat) authenticate(ctx context.Context, secret, scope, family string) (scim.Principal, scim.Tenant, error) {
+	p, err := c.tokens.Authenticate(ctx, secret)
+	if err != nil {
+		return scim.Principal{}, scim.Tenant{}, err
+	}
+	if !p.Has(scope) {
+		return scim.Principal{}, scim.Tenant{}, &scim.Error{Kind: scim.KindForbidden, Detail: "this token lacks the " + scope + " scope"}
+	}
+	tn, err := c.tokens.Tenant(ctx, p.TenantID)
+	if err != nil {
+		return scim.Principal{}, scim.Tenant{}, err
+	}
+	for _, f := range tn.Settings.DisabledFamilies {
+		if f == family {
+			return scim.Principal{}, scim.Tenant{}, errFamilyDisabled
+		}
+	}
+	return p, tn, nil
+}
+
+// errFamilyDisabled: the tenant turned this route family off (scimd tenant set).
+var errFamilyDisabled = errors.New("this API is not enabled for the tenant")
+
+// writeJSON answers with a JSON body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"error":"internal","message":"cannot encode the response"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
