@@ -3,6 +3,7 @@ package schemas
 import (
 	"strings"
 
+	"github.com/elimity-com/scim/optional"
 	"github.com/elimity-com/scim/schema"
 )
 
@@ -134,8 +135,10 @@ func newResourceType(name, endpoint, desc string, core schema.Schema, exts ...sc
 
 // User is the User resource type with the EnterpriseUser extension (RFC 7643 §4.1, §4.3).
 func User() *ResourceType {
+	ent := schema.ExtensionEnterpriseUser()
+	ent.Name = optional.NewString("EnterpriseUser") // RFC 7643 §8.7.1 names it so
 	return newResourceType("User", "/Users", "User Account",
-		schema.CoreUserSchema(), schema.ExtensionEnterpriseUser(), ScimdUser())
+		schema.CoreUserSchema(), ent, ScimdUser())
 }
 
 // Group is the Group resource type (RFC 7643 §4.2).

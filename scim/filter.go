@@ -3,6 +3,7 @@ package scim
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/scim2/filter-parser/v2"
@@ -27,6 +28,42 @@ func ParseFilter(raw string, maxLen int) (e filter.Expression, err error) {
 	if perr != nil {
 		return nil, &Error{Kind: KindInvalidFilter, Detail: fmt.Sprintf("the filter %q cannot be parsed; write it like userName eq \"bjensen\" (RFC 7644 §3.4.2.2)", raw), Err: perr}
 	}
+	return finishFilter(e)
+}
+
+// valuePathSub matches the non-RFC attr[filter].sub op value form; the value is a
+// quoted string (with escapes), a number, true, false or null.
+var valuePathSub = regexp.MustCompile(`([A-Za-z][\w$:.-]*)\[([^\[\]]*)\]\.([A-Za-z][\w$]*)\s+(?i:(eq|ne|co|sw|ew|gt|ge|lt|le))\s+("(?:[^"\\]|\\.)*"|[-+0-9.eE]+|true|false|null)`)
+
+var orWord = regexp.MustCompile(`(?i)\bor\b`)
+
+// ParseClientFilter is ParseFilter that, when q accepts it, also reads the form
+// emails[type eq "work"].value eq "x" (a client's shorthand outside RFC 7644
+// §3.4.2.2) as emails[type eq "work" and value eq "x"].
+func ParseClientFilter(raw string, maxLen int, q *Quirks) (filter.Expression, error) {
+	e, err := ParseFilter(raw, maxLen)
+	if err == nil || !valuePathSub.MatchString(raw) {
+		return e, err
+	}
+	if qerr := q.use(QuirkFilterSubAttribute, KindInvalidFilter, "%s: compare sub-attributes inside the brackets, as in emails[type eq \"work\" and value eq \"x\"]", raw); qerr != nil {
+		return nil, qerr
+	}
+	// The parser takes no parentheses directly inside [...], so an inner filter with
+	// "or" cannot be conjoined safely and is left refused.
+	rewritten := valuePathSub.ReplaceAllStringFunc(raw, func(m string) string {
+		g := valuePathSub.FindStringSubmatch(m)
+		if orWord.MatchString(g[2]) {
+			return m
+		}
+		return g[1] + "[" + g[2] + " and " + g[3] + " " + g[4] + " " + g[5] + "]"
+	})
+	if e2, err2 := ParseFilter(rewritten, maxLen); err2 == nil {
+		return e2, nil
+	}
+	return nil, err
+}
+
+func finishFilter(e filter.Expression) (filter.Expression, error) {
 	if err := unescape(e); err != nil {
 		return nil, err
 	}

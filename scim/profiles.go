@@ -40,11 +40,19 @@ const (
 	QuirkBareMember Quirk = "bare_member"
 	// QuirkMissingSchemas: a request body without its "schemas" attribute.
 	QuirkMissingSchemas Quirk = "missing_schemas"
+	// QuirkUnknownSchema: a schema URN in "schemas" that the resource type does not
+	// have (an old Entra job sends an ADSCIM Group URN); it is ignored.
+	QuirkUnknownSchema Quirk = "unknown_schema"
+	// QuirkFilterSubAttribute: a filter comparing a sub-attribute after a value
+	// path, emails[type eq "work"].value eq "x", outside the RFC 7644 §3.4.2.2
+	// grammar; it is read as emails[type eq "work" and value eq "x"].
+	QuirkFilterSubAttribute Quirk = "filter_valuepath_subattribute"
 )
 
 // AllQuirks lists every quirk.
 var AllQuirks = []Quirk{QuirkOpCase, QuirkStringBoolean, QuirkDottedKey, QuirkURNKey, QuirkValuePathUpsert,
-	QuirkBareReference, QuirkRemoveWithValue, QuirkSingleValue, QuirkBareMember, QuirkMissingSchemas}
+	QuirkBareReference, QuirkRemoveWithValue, QuirkSingleValue, QuirkBareMember, QuirkMissingSchemas,
+	QuirkUnknownSchema, QuirkFilterSubAttribute}
 
 // Client profiles: which quirks a token's requests may use.
 const (
@@ -65,7 +73,7 @@ var profileQuirks = map[string][]Quirk{
 	ProfileOkta: {QuirkSingleValue},
 	// Microsoft Entra ID's provisioning service, as its compliance notes describe.
 	ProfileEntra: {QuirkOpCase, QuirkStringBoolean, QuirkDottedKey, QuirkURNKey, QuirkValuePathUpsert,
-		QuirkBareReference, QuirkRemoveWithValue, QuirkSingleValue},
+		QuirkBareReference, QuirkRemoveWithValue, QuirkSingleValue, QuirkUnknownSchema, QuirkFilterSubAttribute},
 }
 
 // ParseProfile checks a profile name; "" is the default, lenient.

@@ -181,7 +181,7 @@ func (t Types) parseResource(kind ResourceKind, body map[string]any, q *Quirks, 
 	for k, v := range body {
 		if strings.EqualFold(k, "schemas") {
 			sawSchemas = true
-			if err := checkSchemas(rt, v); err != nil {
+			if err := q.checkSchemas(rt, v); err != nil {
 				return nil, err
 			}
 			continue
@@ -221,7 +221,7 @@ func (t Types) parseResource(kind ResourceKind, body map[string]any, q *Quirks, 
 	return finish(rt, kind, doc)
 }
 
-func checkSchemas(rt *schemas.ResourceType, v any) error {
+func (q *Quirks) checkSchemas(rt *schemas.ResourceType, v any) error {
 	list, ok := v.([]any)
 	if !ok {
 		return errorf(KindInvalidSyntax, "schemas must be an array of schema URNs")
@@ -232,7 +232,9 @@ func checkSchemas(rt *schemas.ResourceType, v any) error {
 			return errorf(KindInvalidSyntax, "schemas must be an array of schema URNs")
 		}
 		if !strings.EqualFold(u, rt.Schema.ID) && rt.Extension(u) == nil {
-			return errorf(KindInvalidValue, "schemas: %q is not a schema of %s; use %s", u, rt.Name, strings.Join(rt.Schemas(), " or "))
+			if err := q.use(QuirkUnknownSchema, KindInvalidValue, "schemas: %q is not a schema of %s; use %s", u, rt.Name, strings.Join(rt.Schemas(), " or ")); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -191,7 +191,7 @@ func (s *Service) List(ctx context.Context, tenantID string, kind ResourceKind, 
 		opts.Count = min(max(*q.Count, 0), s.limits.MaxResults)
 	}
 	if q.Filter != "" {
-		f, err := ParseFilter(q.Filter, s.limits.MaxFilterLength)
+		f, err := ParseClientFilter(q.Filter, s.limits.MaxFilterLength, QuirksFrom(ctx))
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -46,6 +47,9 @@ func TestClientProfiles(t *testing.T) {
 			{scim.QuirkSingleValue, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("add", "phoneNumbers", map[string]any{"value": "+1"})), true, true, "invalidValue"},
 			{scim.QuirkBareMember, "PATCH", "/scim/v2/Groups/" + gid, patchBody(op("add", "members", []any{other})), false, false, "invalidValue"},
 			{scim.QuirkMissingSchemas, "POST", "/scim/v2/Users", map[string]any{"userName": "noschemas@example.com"}, false, false, "invalidSyntax"},
+			{scim.QuirkUnknownSchema, "POST", "/scim/v2/Groups", map[string]any{"displayName": "G",
+				"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group", "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"}}, true, false, "invalidValue"},
+			{scim.QuirkFilterSubAttribute, "GET", "/scim/v2/Users?filter=" + url.QueryEscape(`emails[type eq "home"].value eq "q@home"`), nil, true, false, "invalidFilter"},
 		}
 		for _, c := range cases {
 			t.Run(string(c.quirk), func(t *testing.T) {
@@ -75,7 +79,7 @@ func TestClientProfiles(t *testing.T) {
 						t.Errorf("profile %s: status %d: %s", p.name, r.status, r.raw)
 					}
 				}
-				if c.method == "POST" {
+				if c.quirk == scim.QuirkMissingSchemas {
 					c.body.(map[string]any)["userName"] = "noschemas2@example.com"
 				}
 				reset()
