@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -686,8 +687,10 @@ func (s *Store) readErr(err error) error {
 }
 
 // isConnErr reports whether err means the database could not be reached, as
-// opposed to a query it refused.
+// opposed to a query it refused. A connection the server closed under a query (a
+// restart or failover) reads as an end of file.
 func isConnErr(err error) bool {
 	var op *net.OpError
-	return errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &op)
+	return errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &op) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
