@@ -194,6 +194,60 @@ type Message struct {
 	Created  time.Time
 }
 
+// Task is a tenant's background job: a batch of writes (such as an onboarding user
+// import) run entry by entry, by the request that queued it or by a worker.
+type Task struct {
+	ID       string
+	TenantID string
+	Type     string
+	Total    int
+	Created  time.Time
+	// LastCheckedIn is when a worker last recorded progress; nil before any.
+	LastCheckedIn *time.Time
+	// Completed is when the last entry was finished; nil while any is pending.
+	Completed *time.Time
+	// Done and Failed count the finished entries; filled on read.
+	Done, Failed int
+}
+
+// The states of a task entry.
+const (
+	TaskPending = "pending"
+	TaskDone    = "done"
+	TaskFailed  = "failed"
+)
+
+// TaskEntry is one unit of a task's work.
+type TaskEntry struct {
+	TaskID   string
+	TenantID string
+	// Seq is the entry's position in its task, from 0.
+	Seq int
+	// Key names the resource the entry writes (a userName); GivenName and
+	// FamilyName are shown with its progress.
+	Key, GivenName, FamilyName string
+	// ResourceID is the id the resource an entry creates gets. It is fixed when the
+	// entry is queued, so a run repeated after a crash recognises its own create.
+	ResourceID string
+	// Op and Payload say what to do; the store keeps them as given.
+	Op      string
+	Payload []byte
+	// Status is TaskPending, TaskDone or TaskFailed; a failed entry says why.
+	Status    string
+	ErrorCode string
+	ErrorMsg  string
+	// Attempts counts the claims of the entry.
+	Attempts int
+}
+
+// Claim is a lease on task entries: entries claimed with Token are left to it for
+// Lease, after which another claim may take them over. Only the holder of an
+// entry's current claim can finish it.
+type Claim struct {
+	Token string
+	Lease time.Duration
+}
+
 // QuirkCount is how often one token's requests used one non-standard form.
 type QuirkCount struct {
 	TokenID  string
@@ -287,4 +341,33 @@ type Store interface {
 	// Delete removes the resource and every membership naming it. A non-zero
 	// ifVersion that does not match is ErrPrecondition.
 	Delete(ctx context.Context, tenantID string, kind Kind, id string, ifVersion int64) error
+
+	TaskStore
+}
+
+// TaskStore keeps background tasks and their entries.
+type TaskStore interface {
+	// CreateTask stores t and its entries in one transaction, filling t's ID,
+	// Created and Total and each entry's TaskID, TenantID and Seq. Entries are
+	// stored pending (or failed, when given so with their reason); with claim set
+	// the pending ones are stored already claimed by it. A task with nothing
+	// pending is stored completed.
+	CreateTask(ctx context.Context, t *Task, entries []TaskEntry, claim *Claim) error
+	// Task returns a task of the tenant with its counts; another tenant's is
+	// ErrNotFound.
+	Task(ctx context.Context, tenantID, id string) (Task, error)
+	// TaskEntries returns a task's entries in order.
+	TaskEntries(ctx context.Context, tenantID, taskID string) ([]TaskEntry, error)
+	// ClaimTaskEntries claims up to limit pending entries that no live claim
+	// holds, of the task taskID or (with "") of any tenant's task, oldest task
+	// first, and adds one to their Attempts. Concurrent claims never return the
+	// same entry; on PostgreSQL they skip each other's locked rows instead of
+	// waiting.
+	ClaimTaskEntries(ctx context.Context, taskID string, limit int, c Claim) ([]TaskEntry, error)
+	// FinishTaskEntries records the outcome of entries held by the claim token: a
+	// done or failed entry is final, a pending one is released to be claimed again
+	// at once. Entries the token no longer holds are left alone. It stamps the
+	// tasks' LastCheckedIn, completes those with nothing left pending, and returns
+	// how many entries it recorded.
+	FinishTaskEntries(ctx context.Context, token string, entries []TaskEntry) (int, error)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -68,6 +69,8 @@ Try it:
 	limits := scim.DefaultLimits()
 	limits.MaxResults = c.MaxResults
 	svc := scim.NewService(st, log, scim.WithLimits(limits))
+	stopWorker := startTaskWorker(ctx, scim.NewTasks(st, svc, log, scim.TaskOptions{}), log)
+	defer stopWorker()
 	var draining atomic.Bool
 	h := newHandler(svc, tokens, st, log, &draining, scimhttp.Options{
 		BaseURL: c.BaseURL, MaxBodyBytes: c.MaxBodyBytes,
@@ -103,8 +106,33 @@ Try it:
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	stopWorker()
 	log.Info("stopped")
 	return nil
+}
+
+// startTaskWorker runs the background task worker (large onboarding batches) until
+// the returned stop is called. stop lets the entry in progress finish, releases the
+// worker's other claimed entries to the next worker, and waits at most
+// shutdownGrace; calling it again does nothing.
+func startTaskWorker(ctx context.Context, tasks *scim.Tasks, log *zap.Logger) (stop func()) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tasks.Work(wctx)
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(shutdownGrace):
+				log.Warn("task worker did not stop in time", zap.Duration("grace", shutdownGrace))
+			}
+		})
+	}
 }
 
 // newHandler wires every route: health, readiness and the SCIM API, behind the

@@ -112,6 +112,38 @@ var migrations = []string{
 	);
 	CREATE INDEX outbox_due ON outbox (status, next_attempt);
 	CREATE INDEX outbox_tenant ON outbox (tenant_id, created)`,
+	// 6: background tasks (bulk user imports) and their entries. An entry is claimed
+	// by setting claim and moving due to the end of the lease; a worker takes the
+	// pending entries that are due.
+	`CREATE TABLE tasks (
+		id VARCHAR(36) PRIMARY KEY,
+		tenant_id VARCHAR(36) NOT NULL REFERENCES tenants (id),
+		type VARCHAR(32) NOT NULL,
+		total INTEGER NOT NULL,
+		created {{time}} NOT NULL,
+		last_checked_in {{time}} NULL,
+		completed {{time}} NULL
+	);
+	CREATE INDEX tasks_tenant ON tasks (tenant_id, created);
+	CREATE TABLE task_entries (
+		task_id VARCHAR(36) NOT NULL REFERENCES tasks (id),
+		seq INTEGER NOT NULL,
+		tenant_id VARCHAR(36) NOT NULL,
+		entry_key TEXT NOT NULL,
+		given_name TEXT NOT NULL DEFAULT '',
+		family_name TEXT NOT NULL DEFAULT '',
+		resource_id VARCHAR(36) NOT NULL,
+		op VARCHAR(16) NOT NULL,
+		payload TEXT NOT NULL,
+		status VARCHAR(16) NOT NULL,
+		claim VARCHAR(36) NOT NULL DEFAULT '',
+		due {{time}} NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		error_code VARCHAR(32) NOT NULL DEFAULT '',
+		error_msg TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (task_id, seq)
+	);
+	CREATE INDEX task_entries_due ON task_entries (status, due)`,
 }
 
 // Migrate brings the schema up to date in one transaction. Concurrent callers (several

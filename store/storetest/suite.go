@@ -123,6 +123,16 @@ var contracts = []struct {
 		{"delete_vs_add_member", concurrentDeleteVsMembers(false)},
 		{"delete_vs_replace_members", concurrentDeleteVsMembers(true)},
 	}},
+	{"tasks", []contractCase{
+		{"create_and_read", taskCreateAndRead},
+		{"empty_is_completed", taskEmptyIsCompleted},
+		{"claim_and_finish", taskClaimAndFinish},
+		{"claim_one_task", taskClaimOneTask},
+		{"created_claimed", taskCreatedClaimed},
+		{"lease_expiry_fences_old_claim", taskLeaseExpiry},
+		{"release", taskRelease},
+		{"concurrent_claims_disjoint", taskConcurrentClaims},
+	}},
 }
 
 // ---- fixture
@@ -1769,5 +1779,275 @@ func outboxRollsBack(f *fixture) {
 	}
 	if msgs, _ := f.st.Outbox(f.ctx, tn.ID); len(msgs) != 0 {
 		f.t.Errorf("messages of failed writes were queued: %+v", msgs)
+	}
+}
+
+// ---- tasks
+
+// queueTask stores a task of n pending entries (keys user0…) and returns it.
+func (f *fixture) queueTask(tenantID string, n int, claim *store.Claim) (store.Task, []store.TaskEntry) {
+	f.t.Helper()
+	entries := make([]store.TaskEntry, n)
+	for i := range entries {
+		entries[i] = store.TaskEntry{Key: "user" + strconv.Itoa(i), ResourceID: uuid.NewString(), Op: "create", Payload: []byte(`{"n":` + strconv.Itoa(i) + `}`)}
+	}
+	t := store.Task{TenantID: tenantID, Type: "bulk_user_import"}
+	if err := f.st.CreateTask(f.ctx, &t, entries, claim); err != nil {
+		f.t.Fatalf("CreateTask: %v", err)
+	}
+	return t, entries
+}
+
+func (f *fixture) claim(taskID string, limit int, c store.Claim) []store.TaskEntry {
+	f.t.Helper()
+	got, err := f.st.ClaimTaskEntries(f.ctx, taskID, limit, c)
+	if err != nil {
+		f.t.Fatalf("ClaimTaskEntries: %v", err)
+	}
+	return got
+}
+
+func (f *fixture) finish(token string, entries []store.TaskEntry, want int) {
+	f.t.Helper()
+	n, err := f.st.FinishTaskEntries(f.ctx, token, entries)
+	if err != nil || n != want {
+		f.t.Fatalf("FinishTaskEntries recorded %d, %v; want %d", n, err, want)
+	}
+}
+
+func (f *fixture) task(tenantID, id string) store.Task {
+	f.t.Helper()
+	t, err := f.st.Task(f.ctx, tenantID, id)
+	if err != nil {
+		f.t.Fatalf("Task: %v", err)
+	}
+	return t
+}
+
+func seqs(es []store.TaskEntry) []int {
+	out := make([]int, len(es))
+	for i, e := range es {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+func withStatus(es []store.TaskEntry, status string) []store.TaskEntry {
+	out := slices.Clone(es)
+	for i := range out {
+		out[i].Status = status
+	}
+	return out
+}
+
+func taskCreateAndRead(f *fixture) {
+	tn, other := f.tenant("acme"), f.tenant("other")
+	entries := []store.TaskEntry{
+		{Key: "ann@example.com", GivenName: "Ann", FamilyName: "Smith", ResourceID: uuid.NewString(), Op: "create", Payload: []byte(`{"a":1}`)},
+		{Key: "bad@example.com", ResourceID: uuid.NewString(), Op: "create", Status: store.TaskFailed, ErrorCode: "invalidValue", ErrorMsg: "no name"},
+		{Key: "bob@example.com", GivenName: "Bob", ResourceID: uuid.NewString(), Op: "patch", Payload: []byte(`[{"op":"replace"}]`)},
+	}
+	want := slices.Clone(entries)
+	task := store.Task{TenantID: tn.ID, Type: "bulk_user_import"}
+	if err := f.st.CreateTask(f.ctx, &task, entries, nil); err != nil {
+		f.t.Fatal(err)
+	}
+	if task.ID == "" || task.Total != 3 || task.Created.IsZero() || task.Completed != nil {
+		f.t.Fatalf("CreateTask filled %+v", task)
+	}
+	got := f.task(tn.ID, task.ID)
+	if got.Type != "bulk_user_import" || got.Total != 3 || got.Done != 0 || got.Failed != 1 || got.Completed != nil ||
+		got.LastCheckedIn != nil || !got.Created.Equal(task.Created) || got.TenantID != tn.ID {
+		f.t.Errorf("Task = %+v", got)
+	}
+	_, err := f.st.Task(f.ctx, other.ID, task.ID)
+	wantErr(f.t, err, store.ErrNotFound)
+	_, err = f.st.Task(f.ctx, tn.ID, uuid.NewString())
+	wantErr(f.t, err, store.ErrNotFound)
+	list, err := f.st.TaskEntries(f.ctx, tn.ID, task.ID)
+	if err != nil || len(list) != 3 {
+		f.t.Fatalf("TaskEntries: %d, %v", len(list), err)
+	}
+	for i, e := range list {
+		w := want[i]
+		status := store.TaskPending
+		if w.Status == store.TaskFailed {
+			status = store.TaskFailed
+		}
+		if e.TaskID != task.ID || e.TenantID != tn.ID || e.Seq != i || e.Key != w.Key || e.GivenName != w.GivenName ||
+			e.FamilyName != w.FamilyName || e.ResourceID != w.ResourceID || e.Op != w.Op || e.Status != status ||
+			e.ErrorCode != w.ErrorCode || e.ErrorMsg != w.ErrorMsg || e.Attempts != 0 {
+			f.t.Errorf("entry %d = %+v, want %+v", i, e, w)
+		}
+		if len(w.Payload) > 0 {
+			jsonEqual(f.t, "Payload", e.Payload, w.Payload)
+		}
+	}
+	if none, err := f.st.TaskEntries(f.ctx, other.ID, task.ID); err != nil || len(none) != 0 {
+		f.t.Errorf("another tenant reads %d entries, %v", len(none), err)
+	}
+	// The failed entry is never claimed.
+	if got := f.claim(task.ID, 10, store.Claim{Token: "c1", Lease: time.Minute}); !slices.Equal(seqs(got), []int{0, 2}) {
+		f.t.Errorf("claimed %v, want [0 2]", seqs(got))
+	}
+}
+
+func taskEmptyIsCompleted(f *fixture) {
+	tn := f.tenant("acme")
+	t, _ := f.queueTask(tn.ID, 0, nil)
+	if got := f.task(tn.ID, t.ID); got.Completed == nil || got.Total != 0 {
+		f.t.Errorf("an empty task is %+v, want completed", got)
+	}
+}
+
+func taskClaimAndFinish(f *fixture) {
+	tn := f.tenant("acme")
+	t, _ := f.queueTask(tn.ID, 3, nil)
+	c1 := store.Claim{Token: "c1", Lease: time.Minute}
+	first := f.claim("", 2, c1)
+	if !slices.Equal(seqs(first), []int{0, 1}) {
+		f.t.Fatalf("claimed %v, want [0 1]", seqs(first))
+	}
+	for _, e := range first {
+		if e.Attempts != 1 || e.TaskID != t.ID || e.TenantID != tn.ID || e.Op != "create" || e.ResourceID == "" {
+			f.t.Errorf("claimed entry %+v", e)
+		}
+	}
+	c2 := store.Claim{Token: "c2", Lease: time.Minute}
+	second := f.claim("", 5, c2)
+	if !slices.Equal(seqs(second), []int{2}) {
+		f.t.Fatalf("second claim got %v, want [2]: a live claim's entries are not claimed again", seqs(second))
+	}
+	if got := f.claim("", 5, store.Claim{Token: "c3", Lease: time.Minute}); len(got) != 0 {
+		f.t.Errorf("claimed %v with every entry held", seqs(got))
+	}
+	// Another token cannot finish c1's entries.
+	f.finish("c2", withStatus(first, store.TaskDone), 0)
+	done := withStatus(first[:1], store.TaskDone)
+	failed := withStatus(first[1:], store.TaskFailed)
+	failed[0].ErrorCode, failed[0].ErrorMsg = "uniqueness", "taken"
+	f.finish("c1", append(done, failed...), 2)
+	got := f.task(tn.ID, t.ID)
+	if got.Done != 1 || got.Failed != 1 || got.Completed != nil || got.LastCheckedIn == nil {
+		f.t.Errorf("after the first finish: %+v", got)
+	}
+	f.finish("c2", withStatus(second, store.TaskDone), 1)
+	got = f.task(tn.ID, t.ID)
+	if got.Done != 2 || got.Failed != 1 || got.Completed == nil || got.Completed.Before(got.Created) {
+		f.t.Errorf("after the last finish: %+v, want completed", got)
+	}
+	list, _ := f.st.TaskEntries(f.ctx, tn.ID, t.ID)
+	if list[1].Status != store.TaskFailed || list[1].ErrorCode != "uniqueness" || list[1].ErrorMsg != "taken" ||
+		list[0].Status != store.TaskDone || list[2].Status != store.TaskDone {
+		f.t.Errorf("entries %+v", list)
+	}
+	// Finished entries are final.
+	f.finish("c1", withStatus(first, store.TaskFailed), 0)
+	if got := f.claim("", 5, store.Claim{Token: "c4", Lease: time.Minute}); len(got) != 0 {
+		f.t.Errorf("finished entries claimed again: %v", seqs(got))
+	}
+}
+
+func taskClaimOneTask(f *fixture) {
+	tn := f.tenant("acme")
+	older, _ := f.queueTask(tn.ID, 2, nil)
+	newer, _ := f.queueTask(tn.ID, 2, nil)
+	got := f.claim(newer.ID, 10, store.Claim{Token: "c1", Lease: time.Minute})
+	if len(got) != 2 || got[0].TaskID != newer.ID || got[1].TaskID != newer.ID {
+		f.t.Errorf("claim of one task got %+v", got)
+	}
+	got = f.claim("", 1, store.Claim{Token: "c2", Lease: time.Minute})
+	if len(got) != 1 || got[0].TaskID != older.ID || got[0].Seq != 0 {
+		f.t.Errorf("claim of any task got %+v, want the older task's first entry", got)
+	}
+}
+
+func taskCreatedClaimed(f *fixture) {
+	tn := f.tenant("acme")
+	c := store.Claim{Token: "request", Lease: time.Minute}
+	t, entries := f.queueTask(tn.ID, 3, &c)
+	if got := f.claim("", 10, store.Claim{Token: "worker", Lease: time.Minute}); len(got) != 0 {
+		f.t.Errorf("a worker claimed %v of entries created claimed", seqs(got))
+	}
+	f.finish("request", withStatus(entries, store.TaskDone), 3)
+	if got := f.task(tn.ID, t.ID); got.Done != 3 || got.Completed == nil {
+		f.t.Errorf("task %+v", got)
+	}
+}
+
+func taskLeaseExpiry(f *fixture) {
+	tn := f.tenant("acme")
+	t, _ := f.queueTask(tn.ID, 2, nil)
+	// A lease of zero has run out at once: the claim's holder is presumed dead.
+	dead := f.claim("", 10, store.Claim{Token: "dead", Lease: 0})
+	if len(dead) != 2 {
+		f.t.Fatalf("claimed %d", len(dead))
+	}
+	taken := f.claim("", 10, store.Claim{Token: "live", Lease: time.Minute})
+	if len(taken) != 2 || taken[0].Attempts != 2 {
+		f.t.Fatalf("entries of an expired claim: %+v, want both, on their second attempt", taken)
+	}
+	f.finish("dead", withStatus(dead, store.TaskDone), 0)
+	if got := f.task(tn.ID, t.ID); got.Done != 0 || got.Completed != nil {
+		f.t.Errorf("the expired claim finished entries: %+v", got)
+	}
+	f.finish("live", withStatus(taken, store.TaskDone), 2)
+	if got := f.task(tn.ID, t.ID); got.Done != 2 || got.Completed == nil {
+		f.t.Errorf("task %+v", got)
+	}
+}
+
+func taskRelease(f *fixture) {
+	tn := f.tenant("acme")
+	f.queueTask(tn.ID, 3, nil)
+	got := f.claim("", 10, store.Claim{Token: "stopping", Lease: time.Hour})
+	f.finish("stopping", withStatus(got[:1], store.TaskDone), 1)
+	f.finish("stopping", withStatus(got[1:], store.TaskPending), 0)
+	again := f.claim("", 10, store.Claim{Token: "next", Lease: time.Hour})
+	if !slices.Equal(seqs(again), []int{1, 2}) {
+		f.t.Errorf("released entries: claimed %v, want [1 2] at once", seqs(again))
+	}
+}
+
+// taskConcurrentClaims has several claimers race over one task until nothing is
+// left: every entry must be claimed exactly once.
+func taskConcurrentClaims(f *fixture) {
+	const entries, workers, batch = 300, 6, 7
+	tn := f.tenant("acme")
+	t, _ := f.queueTask(tn.ID, entries, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			token := "w" + strconv.Itoa(w)
+			for range entries { // bounded: each round claims at least one entry or stops
+				got, err := f.st.ClaimTaskEntries(f.ctx, "", batch, store.Claim{Token: token, Lease: time.Hour})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				if _, err := f.st.FinishTaskEntries(f.ctx, token, withStatus(got, store.TaskDone)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		f.t.Errorf("concurrent claim: %v", err)
+	}
+	list, _ := f.st.TaskEntries(f.ctx, tn.ID, t.ID)
+	for _, e := range list {
+		if e.Attempts != 1 || e.Status != store.TaskDone {
+			f.t.Errorf("entry %d: %d claims, status %s; want exactly one claim, done", e.Seq, e.Attempts, e.Status)
+		}
+	}
+	if got := f.task(tn.ID, t.ID); got.Done != entries || got.Completed == nil {
+		f.t.Errorf("task %+v", got)
 	}
 }
