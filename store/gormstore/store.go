@@ -692,5 +692,6 @@ func (s *Store) readErr(err error) error {
 func isConnErr(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &op) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		strings.Contains(err.Error(), "sql: database is closed")
 }
