@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/mail"
 	"regexp"
 	"slices"
 	"strings"
@@ -261,7 +262,8 @@ var Families = []string{"partner", "admin", "platform", "superuser", "onboarding
 
 // SetTenant applies settings given as key=value pairs to the named tenant:
 // free_access=true|false, sign_in=configured|none, onboarding_api_user=configured|none,
-// family.<name>=enabled|disabled, result_url_hosts=host[,host…] (empty clears the list).
+// family.<name>=enabled|disabled, result_url_hosts=host[,host…] (empty clears the list),
+// mail_from=address (the From of the tenant's messages; empty uses the server's).
 func (t *Tokens) SetTenant(ctx context.Context, tenant string, pairs []string) (TenantSettings, error) {
 	tn, err := t.st.TenantByName(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
@@ -273,7 +275,7 @@ func (t *Tokens) SetTenant(ctx context.Context, tenant string, pairs []string) (
 	set := tn.Settings
 	for _, p := range pairs {
 		k, v, ok := strings.Cut(p, "=")
-		bad := errorf(KindInvalidValue, "setting %q: want key=value with free_access=true|false, sign_in=configured|none, onboarding_api_user=configured|none, family.<%s>=enabled|disabled or result_url_hosts=host,…", p, strings.Join(Families, "|"))
+		bad := errorf(KindInvalidValue, "setting %q: want key=value with free_access=true|false, sign_in=configured|none, onboarding_api_user=configured|none, family.<%s>=enabled|disabled, result_url_hosts=host,… or mail_from=address", p, strings.Join(Families, "|"))
 		if !ok {
 			return TenantSettings{}, bad
 		}
@@ -291,6 +293,13 @@ func (t *Tokens) SetTenant(ctx context.Context, tenant string, pairs []string) (
 					set.ResultURLHosts = append(set.ResultURLHosts, h)
 				}
 			}
+		case k == "mail_from":
+			if v != "" {
+				if _, err := mail.ParseAddress(v); err != nil {
+					return TenantSettings{}, errorf(KindInvalidValue, "mail_from %q: want an address such as \"Example <no-reply@example.com>\"", v)
+				}
+			}
+			set.MailFrom = v
 		case strings.HasPrefix(k, "family.") && slices.Contains(Families, strings.TrimPrefix(k, "family.")) && (v == "enabled" || v == "disabled"):
 			f := strings.TrimPrefix(k, "family.")
 			set.DisabledFamilies = slices.DeleteFunc(set.DisabledFamilies, func(x string) bool { return x == f })

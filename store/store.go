@@ -88,6 +88,8 @@ type TenantSettings struct {
 	NoOnboardingUser bool `json:"no_onboarding_user,omitempty"`
 	// ResultURLHosts, when not empty, lists the hosts a result_url may name.
 	ResultURLHosts []string `json:"result_url_hosts,omitempty"`
+	// MailFrom, when set, is the From address of the tenant's messages.
+	MailFrom string `json:"mail_from,omitempty"`
 }
 
 // Token is an API token. The secret itself is never stored, only its SHA-256.
@@ -192,6 +194,78 @@ type Message struct {
 	Status   string // pending, sent, failed
 	Attempts int
 	Created  time.Time
+	// NextAttempt is when the message is next due (or, while claimed, when the
+	// claim's lease ends); SentAt is when it was sent.
+	NextAttempt time.Time
+	SentAt      *time.Time
+	// LastError says why the last attempt failed; MessageID is the Message-ID
+	// header it was sent with.
+	LastError string
+	MessageID string
+}
+
+// The states of an outbox message.
+const (
+	MessagePending = "pending"
+	MessageSent    = "sent"
+	MessageFailed  = "failed"
+)
+
+// MessageOutcome is what one delivery attempt of a claimed message came to.
+type MessageOutcome struct {
+	ID string
+	// Status is MessageSent, MessageFailed (final) or MessagePending (tried again
+	// at NextAttempt).
+	Status      string
+	NextAttempt time.Time
+	LastError   string
+	MessageID   string
+	// Uncounted gives the claim's attempt back: nothing was tried.
+	Uncounted bool
+}
+
+// Link is a single-use link a message carries (set a password, verify an email).
+// Only the SHA-256 of its secret is stored.
+type Link struct {
+	Hash     []byte
+	TenantID string
+	UserID   string
+	// Message is the id of the outbox message the link was sent with.
+	Message string
+	Kind    string
+	Created time.Time
+	Expires time.Time
+	UsedAt  *time.Time
+}
+
+// OutboxStore delivers outbox messages and keeps the links they carry.
+type OutboxStore interface {
+	// ClaimMessages claims up to limit pending messages of any tenant that are due
+	// and that no live claim holds, oldest due first, and adds one to their
+	// Attempts. Concurrent claims never return the same message; on PostgreSQL
+	// they skip each other's locked rows instead of waiting.
+	ClaimMessages(ctx context.Context, limit int, c Claim) ([]Message, error)
+	// FinishMessage records the outcome of a message the claim token holds and
+	// reports whether it did; a message the token no longer holds is left alone.
+	FinishMessage(ctx context.Context, token string, o MessageOutcome) (bool, error)
+	// Message returns one message of the tenant.
+	Message(ctx context.Context, tenantID, id string) (Message, error)
+	// MessageByID returns a message of any tenant (for the administration
+	// commands).
+	MessageByID(ctx context.Context, id string) (Message, error)
+	// RetryMessage makes a failed (or pending) message due at once with its
+	// attempts reset; a sent or unknown one is ErrNotFound.
+	RetryMessage(ctx context.Context, id string) error
+	// CreateLink stores a link.
+	CreateLink(ctx context.Context, l Link) error
+	// Link finds a link by hash, used or not; ErrNotFound if there is none.
+	Link(ctx context.Context, hash []byte) (Link, error)
+	// UseLink marks an unused link that has not expired at at used, together with
+	// every other link of its message, and returns it; otherwise ErrNotFound.
+	UseLink(ctx context.Context, hash []byte, at time.Time) (Link, error)
+	// ReleaseLink gives the links of the message back after UseLink when what the
+	// link was for could not be done.
+	ReleaseLink(ctx context.Context, l Link) error
 }
 
 // Task is a tenant's background job: a batch of writes (such as an onboarding user

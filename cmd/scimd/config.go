@@ -28,6 +28,10 @@ type Config struct {
 	// BulkMaxOperations and BulkMaxPayloadBytes bound one bulk request.
 	BulkMaxOperations   int
 	BulkMaxPayloadBytes int64
+
+	// Outbox delivery (see mailFlags); SMTPPassword comes from the environment only.
+	SMTPAddr, SMTPTLS, SMTPUsername, SMTPPassword, MailFrom string
+	PasswordMinLength                                       int
 }
 
 // envOr returns the environment variable key, or def when it is unset.
@@ -69,6 +73,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&c.BulkMaxPayloadBytes, "bulk-max-payload-bytes", envInt("SCIMD_BULK_MAX_PAYLOAD_BYTES", scimhttp.DefaultBulkMaxPayloadBytes),
 		"largest bulk request body in bytes, at least --max-body-bytes; larger is 413 (env SCIMD_BULK_MAX_PAYLOAD_BYTES)")
 	c.BootstrapToken = os.Getenv("SCIMD_BOOTSTRAP_TOKEN")
+	mailFlags(fs, c)
 }
 
 // Validate reports every problem of the configuration at once.
@@ -107,6 +112,7 @@ func (c *Config) Validate(serving bool) error {
 		if c.BulkMaxPayloadBytes < c.MaxBodyBytes || c.BulkMaxPayloadBytes < 1024 {
 			errs = append(errs, fmt.Errorf("--bulk-max-payload-bytes must be an integer of at least --max-body-bytes (%d)", c.MaxBodyBytes))
 		}
+		errs = append(errs, c.validateMail()...)
 		if c.BootstrapToken != "" && len(c.BootstrapToken) < scim.MinSecretLength {
 			errs = append(errs, fmt.Errorf("SCIMD_BOOTSTRAP_TOKEN must be at least %d characters long", scim.MinSecretLength))
 		}

@@ -37,6 +37,8 @@ Usage:
         [--user USER_ID]                       bind it to a user of the tenant, for /scim/v2/Me
         [--profile P]                          client profile: lenient (default), strict, okta, entra
         [--sandbox] [--format token|key32]     a sandbox token; a 32-character key
+  scimd outbox list --tenant NAME [--failed]   list a tenant's messages and their delivery state
+  scimd outbox retry ID                        send a failed message again
   scimd version                                print the version
 
 Run "scimd COMMAND -h" for a command's flags.
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tenantCmd(ctx, args[1:], stdout, stderr)
 	case "token":
 		return tokenCmd(ctx, args[1:], stdout, stderr)
+	case "outbox":
+		return outboxCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "scimd", version)
 		return nil

@@ -71,11 +71,21 @@ Try it:
 	svc := scim.NewService(st, log, scim.WithLimits(limits))
 	stopWorker := startTaskWorker(ctx, scim.NewTasks(st, svc, log, scim.TaskOptions{}), log)
 	defer stopWorker()
+	outbox, err := newOutbox(&c, st, svc, log)
+	if err != nil {
+		return err
+	}
+	pages, err := accountPages(ctx, &c, st, outbox, log)
+	if err != nil {
+		return err
+	}
+	stopDelivery := startWorker(ctx, "delivery", outbox.Work, log)
+	defer stopDelivery()
 	var draining atomic.Bool
 	h := newHandler(svc, tokens, st, log, &draining, scimhttp.Options{
 		BaseURL: c.BaseURL, MaxBodyBytes: c.MaxBodyBytes,
 		BulkMaxOperations: c.BulkMaxOperations, BulkMaxPayloadBytes: c.BulkMaxPayloadBytes,
-	})
+	}, pages.Mount)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -107,6 +117,7 @@ Try it:
 		return err
 	}
 	stopWorker()
+	stopDelivery()
 	log.Info("stopped")
 	return nil
 }
@@ -137,7 +148,8 @@ func startTaskWorker(ctx context.Context, tasks *scim.Tasks, log *zap.Logger) (s
 
 // newHandler wires every route: health, readiness and the SCIM API, behind the
 // shared request-id, access-log middleware.
-func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log *zap.Logger, draining *atomic.Bool, o scimhttp.Options) http.Handler {
+// mounts add further routes (the account pages).
+func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log *zap.Logger, draining *atomic.Bool, o scimhttp.Options, mounts ...func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -162,5 +174,8 @@ func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log
 	})
 	mux.Handle(scimhttp.Prefix+"/", scimhttp.New(svc, tokens, log, o))
 	compat.New(svc, tokens, log, compat.Options{BaseURL: o.BaseURL, MaxBodyBytes: o.MaxBodyBytes}).Mount(mux)
+	for _, m := range mounts {
+		m(mux)
+	}
 	return middleware.Log(log)(mux)
 }

@@ -144,6 +144,24 @@ var migrations = []string{
 		PRIMARY KEY (task_id, seq)
 	);
 	CREATE INDEX task_entries_due ON task_entries (status, due)`,
+	// 7: outbox delivery. A message is claimed like a task entry (claim set,
+	// next_attempt moved to the end of the lease); last_error says why the last
+	// attempt failed and message_id is the Message-ID it was sent with. account_links
+	// holds the single-use links a message carries, by the SHA-256 of their secret.
+	`ALTER TABLE outbox ADD COLUMN claim VARCHAR(36) NOT NULL DEFAULT '';
+	ALTER TABLE outbox ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+	ALTER TABLE outbox ADD COLUMN message_id VARCHAR(128) NOT NULL DEFAULT '';
+	CREATE TABLE account_links (
+		hash VARCHAR(64) PRIMARY KEY,
+		tenant_id VARCHAR(36) NOT NULL REFERENCES tenants (id),
+		user_id VARCHAR(36) NOT NULL,
+		message VARCHAR(36) NOT NULL,
+		kind VARCHAR(32) NOT NULL,
+		created {{time}} NOT NULL,
+		expires {{time}} NOT NULL,
+		used_at {{time}} NULL
+	);
+	CREATE INDEX account_links_message ON account_links (message)`,
 }
 
 // Migrate brings the schema up to date in one transaction. Concurrent callers (several
