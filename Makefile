@@ -29,3 +29,30 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Benchmarks (never part of test): scimbench starts bin/scimd on 127.0.0.1 over a
+# fresh SQLite file, then over a fresh PostgreSQL database created through
+# SCIMD_BENCH_POSTGRES_URL when it is set (and dropped afterwards), and prints each
+# figure next to the database alone. Results: bin/bench*/.
+.PHONY: bench bench-large bench-build
+
+BENCH_DIR   ?= bin/bench
+BENCH_FLAGS ?= -users 10000 -group-sizes 1000,10000 -duration 5s -member-ops 200 -deletes 1000
+
+bench-build: build
+	$(GO) build -o bin/scimbench ./cmd/scimbench
+
+bench: bench-build
+	@mkdir -p $(BENCH_DIR) && rm -f $(BENCH_DIR)/sqlite.db $(BENCH_DIR)/sqlite.db-*
+	bin/scimbench -scimd $(BIN) -database sqlite://$(BENCH_DIR)/sqlite.db \
+		-server-log $(BENCH_DIR)/scimd-sqlite.log -json $(BENCH_DIR)/sqlite.json $(BENCH_FLAGS)
+	@if [ -n "$$SCIMD_BENCH_POSTGRES_URL" ]; then \
+		echo bin/scimbench -scimd $(BIN) -postgres-admin "\$$SCIMD_BENCH_POSTGRES_URL" -server-log $(BENCH_DIR)/scimd-postgres.log -json $(BENCH_DIR)/postgres.json $(BENCH_FLAGS); \
+		bin/scimbench -scimd $(BIN) -postgres-admin "$$SCIMD_BENCH_POSTGRES_URL" \
+			-server-log $(BENCH_DIR)/scimd-postgres.log -json $(BENCH_DIR)/postgres.json $(BENCH_FLAGS); \
+	else echo "SCIMD_BENCH_POSTGRES_URL is not set: PostgreSQL skipped"; fi
+
+# bench-large: 1M users and a 100k-member group (hours on two cores).
+bench-large:
+	$(MAKE) bench BENCH_DIR=bin/bench-large \
+		BENCH_FLAGS="-users 1000000 -group-sizes 1000,10000,100000 -duration 20s -member-ops 500 -deletes 10000 -create-timeout 6h"
