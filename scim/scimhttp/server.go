@@ -287,17 +287,23 @@ func (s *Server) patch(kind scim.ResourceKind) handlerFunc {
 		if err != nil {
 			return err
 		}
+		// RFC 7644 §3.5.2: 200 with the resource, or 204 when the client prefers a
+		// minimal answer (RFC 7240 Prefer: return=minimal). Entra's provisioning
+		// service expects 204 for a group PATCH and gains nothing from the member
+		// list a 200 would carry.
+		entraGroup := kind == scim.GroupKind && principalProfile(r) == scim.ProfileEntra
+		minimal := preferMinimal(r) || entraGroup
 		proj := projection(r)
+		if minimal {
+			// A 204 carries no body: read back no memberships, so that changing
+			// one member costs the same in a group of any size.
+			proj = scim.Projection{Excluded: []string{"members", "groups"}}
+		}
 		res, err := s.svc.Patch(r.Context(), tenant(r), kind, r.PathValue("id"), ops, r.Header.Get("If-Match"), proj)
 		if err != nil {
 			return err
 		}
-		// RFC 7644 §3.5.2: 200 with the resource, or 204 when the client prefers a
-		// minimal answer (RFC 7240 Prefer: return=minimal).
-		// Entra's provisioning service expects 204 for a group PATCH and gains
-		// nothing from the member list a 200 would carry.
-		entraGroup := kind == scim.GroupKind && principalProfile(r) == scim.ProfileEntra
-		if preferMinimal(r) || entraGroup {
+		if minimal {
 			w.Header().Set("ETag", res.ETag())
 			if !entraGroup {
 				w.Header().Set("Preference-Applied", "return=minimal")
