@@ -107,7 +107,7 @@ func (s *Service) Patch(ctx context.Context, tenantID string, kind ResourceKind,
 // PatchQueued is Patch that also queues msgs in the outbox in the same transaction.
 func (s *Service) PatchQueued(ctx context.Context, tenantID string, kind ResourceKind, id string, ops []PatchOp, ifMatch string, proj Projection, msgs []Message) (*Resource, error) {
 	rt := s.types.Of(kind)
-	_, err := s.st.Update(ctx, tenantID, kind, normID(id), func(cur *store.Resource) ([]store.MemberChange, error) {
+	written, err := s.st.Update(ctx, tenantID, kind, normID(id), func(cur *store.Resource) ([]store.MemberChange, error) {
 		if err := checkIfMatch(ifMatch, cur.Version); err != nil {
 			return nil, err
 		}
@@ -144,7 +144,7 @@ func (s *Service) PatchQueued(ctx context.Context, tenantID string, kind Resourc
 	if err != nil {
 		return nil, s.writeErr(kind, id, err)
 	}
-	return s.Get(ctx, tenantID, kind, id, proj)
+	return s.answer(ctx, written, proj)
 }
 
 type patcher struct {

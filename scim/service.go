@@ -259,7 +259,7 @@ func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKin
 			return nil, err
 		}
 	}
-	_, err = s.st.Update(ctx, tenantID, kind, normID(id), func(cur *store.Resource) ([]store.MemberChange, error) {
+	written, err := s.st.Update(ctx, tenantID, kind, normID(id), func(cur *store.Resource) ([]store.MemberChange, error) {
 		if err := checkIfMatch(ifMatch, cur.Version); err != nil {
 			return nil, err
 		}
@@ -277,7 +277,26 @@ func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKin
 	if err != nil {
 		return nil, s.writeErr(kind, id, err)
 	}
-	return s.Get(ctx, tenantID, kind, id, proj)
+	return s.answer(ctx, written, proj)
+}
+
+// answer is the resource a write produced: the row exactly as this write left it
+// (so a concurrent later write cannot leak into the answer or its ETag), with the
+// derived attributes (members, groups) the projection needs read afterwards.
+func (s *Service) answer(ctx context.Context, written *store.Resource, proj Projection) (*Resource, error) {
+	ro := s.readOpts(written.Kind, proj)
+	if ro.Members || ro.Groups {
+		cur, err := s.st.Get(ctx, written.TenantID, written.Kind, written.ID, ro)
+		if err != nil {
+			return nil, s.notFound(written.Kind, written.ID, err)
+		}
+		written.Members, written.Groups = cur.Members, cur.Groups
+	}
+	r, err := s.types.fromStore(written)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	return r, nil
 }
 
 func (s *Service) writeErr(kind ResourceKind, id string, err error) error {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	scimerrors "github.com/elimity-com/scim/errors"
@@ -68,6 +69,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e := scim.AsError(err)
 		st, typ := status(e.Kind)
 		body = scimerrors.ScimError{Status: st, ScimType: typ, Detail: e.Detail}
+		if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+			// The client went away (or its deadline passed): nobody reads this
+			// answer, and it is no server fault to log as one.
+			s.log.Debug("request abandoned by the client", zap.String("request_id", middleware.RequestID(r.Context())), zap.Error(err))
+			writeJSON(w, http.StatusServiceUnavailable, scimerrors.ScimError{Status: http.StatusServiceUnavailable, Detail: "the request was cancelled"})
+			return
+		}
 		if st >= 500 {
 			id := errorID()
 			body.Detail = e.Detail + " (error id " + id + ")"

@@ -61,6 +61,15 @@ func Open(path string, log *zap.Logger) (*gormstore.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	// Keep connections open: each new one re-runs the pragmas and re-registers
+	// functions, which the default of two idle connections made a steady cost
+	// under concurrent requests.
+	sqlDB.SetMaxOpenConns(16)
+	sqlDB.SetMaxIdleConns(16)
 	return gormstore.New(db, Dialect{}, log), nil
 }
 
