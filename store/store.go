@@ -90,6 +90,17 @@ type TenantSettings struct {
 	ResultURLHosts []string `json:"result_url_hosts,omitempty"`
 	// MailFrom, when set, is the From address of the tenant's messages.
 	MailFrom string `json:"mail_from,omitempty"`
+	// Templates overrides the built-in message templates, by message kind.
+	Templates map[string]MessageTemplate `json:"templates,omitempty"`
+}
+
+// MessageTemplate is a tenant's override of one message kind's templates: Subject
+// and Text are text/template sources, HTML an html/template source. An empty
+// field keeps the built-in template of that part.
+type MessageTemplate struct {
+	Subject string `json:"subject,omitempty"`
+	Text    string `json:"text,omitempty"`
+	HTML    string `json:"html,omitempty"`
 }
 
 // Token is an API token. The secret itself is never stored, only its SHA-256.

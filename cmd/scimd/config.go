@@ -31,7 +31,10 @@ type Config struct {
 
 	// Outbox delivery (see mailFlags); SMTPPassword comes from the environment only.
 	SMTPAddr, SMTPTLS, SMTPUsername, SMTPPassword, MailFrom string
-	PasswordMinLength                                       int
+	// SMTPCAFile names PEM certificates the SMTP server's certificate must chain to
+	// instead of the system's.
+	SMTPCAFile        string
+	PasswordMinLength int
 }
 
 // envOr returns the environment variable key, or def when it is unset.

@@ -33,6 +33,9 @@ Usage:
   scimd tenant list [flags]                    list tenants
   scimd tenant report NAME [flags]             how often each token needed each client quirk
   scimd tenant set NAME key=value…             change settings the compatibility routes consult
+  scimd tenant template NAME KIND              override a message kind's templates for the tenant
+        [--subject S] [--text FILE]            (set_password, invitation, verify_email);
+        [--html FILE] [--reset]                checked before saving; --reset restores the built-in
   scimd token create --tenant NAME --scope S   issue an API token; prints it alone on stdout
         [--user USER_ID]                       bind it to a user of the tenant, for /scim/v2/Me
         [--profile P]                          client profile: lenient (default), strict, okta, entra
@@ -145,8 +148,11 @@ func migrate(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "template" {
+		return tenantTemplateCmd(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "report" && args[0] != "set") {
-		return errors.New("usage: scimd tenant create NAME | list | report NAME | set NAME key=value…")
+		return errors.New("usage: scimd tenant create NAME | list | report NAME | set NAME key=value… | template NAME KIND [flags]")
 	}
 	var c Config
 	fs := flag.NewFlagSet("tenant "+args[0], flag.ContinueOnError)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,8 @@ func mailFlags(fs *flag.FlagSet, c *Config) {
 		"none, starttls (port 587) or tls (implicit TLS, port 465) (env SCIMD_SMTP_TLS)")
 	fs.StringVar(&c.SMTPUsername, "smtp-username", envOr("SCIMD_SMTP_USERNAME", ""),
 		"SMTP user name; the password is read from SCIMD_SMTP_PASSWORD only (env SCIMD_SMTP_USERNAME)")
+	fs.StringVar(&c.SMTPCAFile, "smtp-ca-file", envOr("SCIMD_SMTP_CA_FILE", ""),
+		"PEM file of the certificate authorities the SMTP server's certificate must chain to, instead of the system's (env SCIMD_SMTP_CA_FILE)")
 	fs.StringVar(&c.MailFrom, "mail-from", envOr("SCIMD_MAIL_FROM", ""),
 		`From address of messages, e.g. "Example <no-reply@example.com>" (env SCIMD_MAIL_FROM)`)
 	fs.IntVar(&c.PasswordMinLength, "password-min-length", int(envInt("SCIMD_PASSWORD_MIN_LENGTH", 8)),
@@ -62,7 +65,26 @@ func (c *Config) validateMail() []error {
 	if c.SMTPUsername != "" && c.SMTPPassword == "" {
 		errs = append(errs, errors.New("--smtp-username is set but SCIMD_SMTP_PASSWORD is empty"))
 	}
+	if _, err := c.smtpRoots(); err != nil {
+		errs = append(errs, err)
+	}
 	return errs
+}
+
+// smtpRoots reads --smtp-ca-file; nil (the system's roots) when it is not set.
+func (c *Config) smtpRoots() (*x509.CertPool, error) {
+	if c.SMTPCAFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(c.SMTPCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("--smtp-ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--smtp-ca-file %q: no PEM certificate in it", c.SMTPCAFile)
+	}
+	return pool, nil
 }
 
 // newOutbox returns the delivery worker for the configuration: sending over SMTP
@@ -70,7 +92,11 @@ func (c *Config) validateMail() []error {
 func newOutbox(c *Config, st *gormstore.Store, svc *scim.Service, log *zap.Logger) (*scim.Outbox, error) {
 	var m scim.Mailer
 	if c.SMTPAddr != "" {
-		s, err := scimmail.New(scimmail.Config{Addr: c.SMTPAddr, TLS: c.SMTPTLS, Username: c.SMTPUsername, Password: c.SMTPPassword, From: c.MailFrom})
+		roots, err := c.smtpRoots()
+		if err != nil {
+			return nil, err
+		}
+		s, err := scimmail.New(scimmail.Config{Addr: c.SMTPAddr, TLS: c.SMTPTLS, Username: c.SMTPUsername, Password: c.SMTPPassword, From: c.MailFrom, RootCAs: roots})
 		if err != nil {
 			return nil, err
 		}
@@ -127,20 +153,27 @@ func outboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.StringVar(&tenant, "tenant", "", "tenant whose messages to list (required)")
 		fs.BoolVar(&failed, "failed", false, "list only the messages that failed")
 	}
-	st, log, err := setup(ctx, fs, &c, args[1:], false, stderr)
+	// The id may stand before or after the flags.
+	rest, id := args[1:], ""
+	if args[0] == "retry" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		id, rest = rest[0], rest[1:]
+	}
+	st, log, err := setup(ctx, fs, &c, rest, false, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	ob := scim.NewOutbox(st, scim.NewService(st, log), nil, log, scim.OutboxOptions{})
 	if args[0] == "retry" {
-		if fs.NArg() != 1 {
+		if id == "" && fs.NArg() == 1 {
+			id = fs.Arg(0)
+		} else if id == "" || fs.NArg() != 0 {
 			return errors.New(use)
 		}
-		if err := ob.Retry(ctx, fs.Arg(0)); err != nil {
+		if err := ob.Retry(ctx, id); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "message %s is pending again\n", fs.Arg(0))
+		fmt.Fprintf(stdout, "message %s is pending again\n", id)
 		return nil
 	}
 	if tenant == "" || fs.NArg() != 0 {

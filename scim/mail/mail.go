@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"embed"
 	"encoding/hex"
 	"encoding/json"
@@ -50,9 +51,9 @@ type Config struct {
 	From string
 	// Timeout bounds one whole send (default 30s).
 	Timeout time.Duration
-	// TLSConfig, when set, is used for the TLS connection (tests trust their own
-	// certificate with it).
-	TLSConfig *tls.Config
+	// RootCAs, when set, are the certificate authorities the server's certificate
+	// must chain to, instead of the system's. The certificate is always verified.
+	RootCAs *x509.CertPool
 }
 
 // SMTP sends letters over SMTP.
@@ -124,6 +125,12 @@ func (s *SMTP) render(l scim.Letter) (Rendered, error) {
 	if t == nil || h == nil {
 		return Rendered{}, permanent{fmt.Errorf("no template for message kind %q", kind)}
 	}
+	if ov, ok := l.Tenant.Settings.Templates[kind]; ok {
+		var err error
+		if t, h, err = override(t, h, ov); err != nil {
+			return Rendered{}, permanent{fmt.Errorf("template override of %s: %w", kind, err)}
+		}
+	}
 	var p struct {
 		FirstName string `json:"first_name"`
 		Camel     string `json:"firstName"`
@@ -144,7 +151,67 @@ func (s *SMTP) render(l scim.Letter) (Rendered, error) {
 	if err := h.ExecuteTemplate(&html, "html", d); err != nil {
 		return Rendered{}, err
 	}
-	return Rendered{Subject: strings.TrimSpace(subj.String()), Text: text.String(), HTML: html.String()}, nil
+	// A subject is one line, whatever its template writes.
+	return Rendered{Subject: strings.Join(strings.Fields(subj.String()), " "), Text: text.String(), HTML: html.String()}, nil
+}
+
+// override returns the built-in templates t and h with the parts ov sets replaced:
+// its Subject and Text parsed by text/template, its HTML by html/template, which
+// escapes what it inserts by context.
+func override(t *template.Template, h *htmltemplate.Template, ov scim.MessageTemplate) (*template.Template, *htmltemplate.Template, error) {
+	var err error
+	if ov.Subject != "" || ov.Text != "" {
+		if t, err = t.Clone(); err != nil {
+			return nil, nil, err
+		}
+		if ov.Subject != "" {
+			if _, err := t.New("subject").Parse(ov.Subject); err != nil {
+				return nil, nil, fmt.Errorf("subject: %w", err)
+			}
+		}
+		if ov.Text != "" {
+			if _, err := t.New("text").Parse(ov.Text); err != nil {
+				return nil, nil, fmt.Errorf("text: %w", err)
+			}
+		}
+	}
+	if ov.HTML != "" {
+		if h, err = htmltemplate.New("html").Parse(ov.HTML); err != nil {
+			return nil, nil, fmt.Errorf("html: %w", err)
+		}
+	}
+	return t, h, nil
+}
+
+// CheckTemplate tells whether ov can replace the built-in templates of kind: each
+// part it sets must parse (text/template for the subject and text, html/template
+// for the HTML) and render with sample data, using only the fields the built-in
+// templates have: .Tenant, .Recipient, .FirstName, .Link and .Expires.
+func CheckTemplate(kind string, ov scim.MessageTemplate) error {
+	l := scim.Letter{
+		Message: scim.Message{Kind: kind, Recipient: "ann@example.com", Payload: []byte(`{"first_name":"Ann"}`)},
+		Tenant:  scim.Tenant{Name: "example", Settings: scim.TenantSettings{Templates: map[string]scim.MessageTemplate{kind: ov}}},
+		Link:    "https://id.example.com/account/set-password?token=sample",
+		Expires: time.Now().Add(72 * time.Hour),
+	}
+	s, err := New(Config{Addr: "localhost:25", TLS: TLSNone, From: "scimd@localhost"})
+	if err != nil {
+		return err
+	}
+	if s.text[kind] == nil {
+		return fmt.Errorf("no template for message kind %q", kind)
+	}
+	if _, _, err := override(s.text[kind], s.html[kind], ov); err != nil {
+		return err
+	}
+	r, err := s.render(l)
+	if err != nil {
+		return err
+	}
+	if ov.Subject != "" && r.Subject == "" {
+		return errors.New("subject: renders empty")
+	}
+	return nil
 }
 
 // permanent is an error retrying cannot cure.
@@ -215,10 +282,7 @@ func compose(from *mail.Address, l scim.Letter, r Rendered) ([]byte, error) {
 
 func (s *SMTP) deliver(ctx context.Context, from, to string, msg []byte) error {
 	host, _, _ := net.SplitHostPort(s.c.Addr)
-	tlsConf := s.c.TLSConfig
-	if tlsConf == nil {
-		tlsConf = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	}
+	tlsConf := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, RootCAs: s.c.RootCAs}
 	var conn net.Conn
 	var err error
 	nd := &net.Dialer{}

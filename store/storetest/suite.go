@@ -133,6 +133,14 @@ var contracts = []struct {
 		{"release", taskRelease},
 		{"concurrent_claims_disjoint", taskConcurrentClaims},
 	}},
+	{"delivery", []contractCase{
+		{"claim_with_lease", deliveryClaimWithLease},
+		{"concurrent_claims_exclusive", deliveryConcurrentClaims},
+		{"finish_once_by_holder", deliveryFinishOnceByHolder},
+		{"pending_outcome_waits", deliveryPendingOutcome},
+		{"retry", deliveryRetry},
+		{"links_single_use", deliveryLinksSingleUse},
+	}},
 }
 
 // ---- fixture
@@ -2049,5 +2057,317 @@ func taskConcurrentClaims(f *fixture) {
 	}
 	if got := f.task(tn.ID, t.ID); got.Done != entries || got.Completed == nil {
 		f.t.Errorf("task %+v", got)
+	}
+}
+
+// ---- delivery: the outbox worker's claims and the links its messages carry
+
+// outbox returns the store's delivery methods, skipping a backend without them.
+func (f *fixture) outbox() store.OutboxStore {
+	f.t.Helper()
+	ob, ok := f.st.(store.OutboxStore)
+	if !ok {
+		f.t.Skip("the backend does not implement store.OutboxStore")
+	}
+	return ob
+}
+
+// queueMessages creates n users of the tenant with one set_password message each
+// and returns the messages, oldest first.
+func (f *fixture) queueMessages(tenantID string, n int) []store.Message {
+	f.t.Helper()
+	for i := range n {
+		u := newUser(tenantID, fmt.Sprintf("u%03d@example.com", i))
+		u.Outbox = []store.Message{{Kind: "set_password", Recipient: u.UserName}}
+		f.create(u)
+	}
+	msgs, err := f.st.Outbox(f.ctx, tenantID)
+	if err != nil || len(msgs) != n {
+		f.t.Fatalf("outbox: %d messages, %v", len(msgs), err)
+	}
+	return msgs
+}
+
+func (f *fixture) claimMessages(limit int, c store.Claim) []store.Message {
+	f.t.Helper()
+	got, err := f.outbox().ClaimMessages(f.ctx, limit, c)
+	if err != nil {
+		f.t.Fatalf("ClaimMessages: %v", err)
+	}
+	return got
+}
+
+func (f *fixture) message(tenantID, id string) store.Message {
+	f.t.Helper()
+	m, err := f.outbox().Message(f.ctx, tenantID, id)
+	if err != nil {
+		f.t.Fatalf("Message(%s): %v", id, err)
+	}
+	return m
+}
+
+func messageIDs(ms []store.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func deliveryClaimWithLease(f *fixture) {
+	tn := f.tenant("acme")
+	msgs := f.queueMessages(tn.ID, 2)
+	before := time.Now()
+	first := f.claimMessages(1, store.Claim{Token: "a", Lease: time.Hour})
+	if len(first) != 1 || first[0].ID != msgs[0].ID || first[0].Attempts != 1 {
+		f.t.Fatalf("first claim %+v, want the oldest message on its first attempt", first)
+	}
+	if lease := first[0].NextAttempt; lease.Before(before.Add(59*time.Minute)) || lease.After(time.Now().Add(61*time.Minute)) {
+		f.t.Errorf("claimed message next due at %v, want the end of the one-hour lease", lease)
+	}
+	if got := f.claimMessages(10, store.Claim{Token: "b", Lease: time.Hour}); !slices.Equal(messageIDs(got), []string{msgs[1].ID}) {
+		f.t.Fatalf("second claim %v, want only the unclaimed message %s", messageIDs(got), msgs[1].ID)
+	}
+	if got := f.claimMessages(10, store.Claim{Token: "c", Lease: time.Hour}); len(got) != 0 {
+		f.t.Fatalf("messages under a live lease were claimed again: %v", messageIDs(got))
+	}
+	if got := f.claimMessages(0, store.Claim{Token: "c", Lease: time.Hour}); len(got) != 0 {
+		f.t.Errorf("a claim of at most 0 returned %d", len(got))
+	}
+
+	// A lease of zero has run out at once: its holder is presumed dead and
+	// another claim takes the message over on a second attempt.
+	other := f.tenant("other")
+	dead := f.queueMessages(other.ID, 1)[0]
+	if got := f.claimMessages(10, store.Claim{Token: "dead", Lease: 0}); !slices.Equal(messageIDs(got), []string{dead.ID}) {
+		f.t.Fatalf("claim %v, want %s", messageIDs(got), dead.ID)
+	}
+	got := f.claimMessages(10, store.Claim{Token: "live", Lease: time.Hour})
+	if len(got) != 1 || got[0].ID != dead.ID || got[0].Attempts != 2 {
+		f.t.Fatalf("message of an expired claim: %+v, want it on its second attempt", got)
+	}
+	if ok, _ := f.outbox().FinishMessage(f.ctx, "dead", store.MessageOutcome{ID: dead.ID, Status: store.MessageSent}); ok {
+		f.t.Error("the expired claim finished a message another claim holds")
+	}
+}
+
+// deliveryConcurrentClaims has several workers race over the queue until it is
+// empty: every message is claimed, and sent, exactly once.
+func deliveryConcurrentClaims(f *fixture) {
+	const messages, workers, batch = 60, 5, 4
+	tn := f.tenant("acme")
+	f.queueMessages(tn.ID, messages)
+	ob := f.outbox()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[string]int{}
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			token := "w" + strconv.Itoa(w)
+			for range messages { // bounded: each round claims at least one message or stops
+				got, err := ob.ClaimMessages(f.ctx, batch, store.Claim{Token: token, Lease: time.Hour})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				for _, m := range got {
+					mu.Lock()
+					seen[m.ID]++
+					mu.Unlock()
+					if ok, err := ob.FinishMessage(f.ctx, token, store.MessageOutcome{ID: m.ID, Status: store.MessageSent, MessageID: "<" + m.ID + "@scimd>"}); err != nil || !ok {
+						errs <- fmt.Errorf("finish %s: %v %v", m.ID, ok, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		f.t.Errorf("concurrent claim: %v", err)
+	}
+	msgs, _ := f.st.Outbox(f.ctx, tn.ID)
+	for _, m := range msgs {
+		if seen[m.ID] != 1 || m.Attempts != 1 || m.Status != store.MessageSent {
+			f.t.Errorf("message %s: claimed %d times, %d attempts, status %s; want exactly once, sent", m.ID, seen[m.ID], m.Attempts, m.Status)
+		}
+	}
+}
+
+func deliveryFinishOnceByHolder(f *fixture) {
+	tn := f.tenant("acme")
+	msgs := f.queueMessages(tn.ID, 2)
+	ob := f.outbox()
+	f.claimMessages(10, store.Claim{Token: "holder", Lease: time.Hour})
+	sent := store.MessageOutcome{ID: msgs[0].ID, Status: store.MessageSent, MessageID: "<" + msgs[0].ID + "@scimd>"}
+	for _, token := range []string{"", "stranger"} {
+		if ok, err := ob.FinishMessage(f.ctx, token, sent); ok || err != nil {
+			f.t.Errorf("FinishMessage by %q: %v %v, want not recorded", token, ok, err)
+		}
+	}
+	if m := f.message(tn.ID, msgs[0].ID); m.Status != store.MessagePending || m.SentAt != nil {
+		f.t.Fatalf("a stranger's outcome was recorded: %+v", m)
+	}
+	if ok, err := ob.FinishMessage(f.ctx, "holder", sent); !ok || err != nil {
+		f.t.Fatalf("FinishMessage by the holder: %v %v", ok, err)
+	}
+	m := f.message(tn.ID, msgs[0].ID)
+	if m.Status != store.MessageSent || m.SentAt == nil || m.MessageID != sent.MessageID || m.LastError != "" {
+		f.t.Errorf("sent message %+v", m)
+	}
+	if ok, _ := ob.FinishMessage(f.ctx, "holder", store.MessageOutcome{ID: msgs[0].ID, Status: store.MessageFailed, LastError: "late"}); ok {
+		f.t.Error("a finished message was finished again")
+	}
+	if m := f.message(tn.ID, msgs[0].ID); m.Status != store.MessageSent {
+		f.t.Errorf("status %s after a second outcome", m.Status)
+	}
+	if ok, err := ob.FinishMessage(f.ctx, "holder", store.MessageOutcome{ID: msgs[1].ID, Status: store.MessageFailed, LastError: "550 no such user"}); !ok || err != nil {
+		f.t.Fatalf("fail: %v %v", ok, err)
+	}
+	if m := f.message(tn.ID, msgs[1].ID); m.Status != store.MessageFailed || m.LastError != "550 no such user" || m.SentAt != nil {
+		f.t.Errorf("failed message %+v", m)
+	}
+	if got := f.claimMessages(10, store.Claim{Token: "next", Lease: time.Hour}); len(got) != 0 {
+		f.t.Errorf("finished messages were claimed again: %v", messageIDs(got))
+	}
+	if _, err := ob.Message(f.ctx, f.tenant("other").ID, msgs[0].ID); !errors.Is(err, store.ErrNotFound) {
+		f.t.Errorf("another tenant's message: %v, want ErrNotFound", err)
+	}
+	if m, err := ob.MessageByID(f.ctx, msgs[0].ID); err != nil || m.TenantID != tn.ID {
+		f.t.Errorf("MessageByID: %+v %v", m, err)
+	}
+}
+
+func deliveryPendingOutcome(f *fixture) {
+	tn := f.tenant("acme")
+	msgs := f.queueMessages(tn.ID, 2)
+	ob := f.outbox()
+	f.claimMessages(10, store.Claim{Token: "a", Lease: time.Hour})
+	later := store.MessageOutcome{ID: msgs[0].ID, Status: store.MessagePending, NextAttempt: time.Now().Add(time.Hour), LastError: "connection refused"}
+	again := store.MessageOutcome{ID: msgs[1].ID, Status: store.MessagePending, Uncounted: true}
+	for _, o := range []store.MessageOutcome{later, again} {
+		if ok, err := ob.FinishMessage(f.ctx, "a", o); !ok || err != nil {
+			f.t.Fatalf("FinishMessage %s: %v %v", o.ID, ok, err)
+		}
+	}
+	if m := f.message(tn.ID, msgs[0].ID); m.Status != store.MessagePending || m.Attempts != 1 || m.LastError != "connection refused" {
+		f.t.Errorf("message retried later: %+v", m)
+	}
+	got := f.claimMessages(10, store.Claim{Token: "b", Lease: time.Hour})
+	if len(got) != 1 || got[0].ID != msgs[1].ID || got[0].Attempts != 1 {
+		f.t.Fatalf("claim %+v, want only the released message, its attempt given back", got)
+	}
+}
+
+func deliveryRetry(f *fixture) {
+	tn := f.tenant("acme")
+	msgs := f.queueMessages(tn.ID, 2)
+	ob := f.outbox()
+	f.claimMessages(10, store.Claim{Token: "a", Lease: time.Hour})
+	ob.FinishMessage(f.ctx, "a", store.MessageOutcome{ID: msgs[0].ID, Status: store.MessageFailed, LastError: "refused"})
+	ob.FinishMessage(f.ctx, "a", store.MessageOutcome{ID: msgs[1].ID, Status: store.MessageSent})
+	if err := ob.RetryMessage(f.ctx, msgs[0].ID); err != nil {
+		f.t.Fatalf("RetryMessage of a failed message: %v", err)
+	}
+	if m := f.message(tn.ID, msgs[0].ID); m.Status != store.MessagePending || m.Attempts != 0 {
+		f.t.Errorf("retried message %+v, want pending with no attempts", m)
+	}
+	got := f.claimMessages(10, store.Claim{Token: "b", Lease: time.Hour})
+	if !slices.Equal(messageIDs(got), []string{msgs[0].ID}) {
+		f.t.Fatalf("claim after retry %v, want %s at once", messageIDs(got), msgs[0].ID)
+	}
+	// A retry takes a message from a live claim; the old holder cannot finish it.
+	if err := ob.RetryMessage(f.ctx, msgs[0].ID); err != nil {
+		f.t.Fatalf("RetryMessage of a claimed message: %v", err)
+	}
+	if ok, _ := ob.FinishMessage(f.ctx, "b", store.MessageOutcome{ID: msgs[0].ID, Status: store.MessageSent}); ok {
+		f.t.Error("the claim a retry took the message from finished it")
+	}
+	wantErr(f.t, ob.RetryMessage(f.ctx, msgs[1].ID), store.ErrNotFound)
+	wantErr(f.t, ob.RetryMessage(f.ctx, uuid.NewString()), store.ErrNotFound)
+}
+
+func deliveryLinksSingleUse(f *fixture) {
+	tn := f.tenant("acme")
+	msgs := f.queueMessages(tn.ID, 2)
+	ob := f.outbox()
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	hash := func(s string) []byte { return bytes.Repeat([]byte(s), 32)[:32] }
+	links := []store.Link{
+		{Hash: hash("a"), TenantID: tn.ID, UserID: msgs[0].UserID, Message: msgs[0].ID, Kind: "set_password", Created: t0, Expires: t0.Add(time.Hour)},
+		{Hash: hash("b"), TenantID: tn.ID, UserID: msgs[0].UserID, Message: msgs[0].ID, Kind: "set_password", Created: t0, Expires: t0.Add(time.Hour)},
+		{Hash: hash("c"), TenantID: tn.ID, UserID: msgs[1].UserID, Message: msgs[1].ID, Kind: "verify_email", Created: t0, Expires: t0.Add(time.Hour)},
+		{Hash: hash("d"), TenantID: tn.ID, UserID: msgs[1].UserID, Message: msgs[1].ID, Kind: "set_password", Created: t0.Add(-2 * time.Hour), Expires: t0.Add(-time.Hour)},
+	}
+	for _, l := range links {
+		if err := ob.CreateLink(f.ctx, l); err != nil {
+			f.t.Fatalf("CreateLink: %v", err)
+		}
+	}
+	got, err := ob.Link(f.ctx, hash("a"))
+	if err != nil || !bytes.Equal(got.Hash, hash("a")) || got.Message != msgs[0].ID || got.UserID != msgs[0].UserID ||
+		got.Kind != "set_password" || !got.Expires.Equal(t0.Add(time.Hour)) || got.UsedAt != nil {
+		f.t.Fatalf("Link: %+v %v", got, err)
+	}
+	_, err = ob.Link(f.ctx, hash("z"))
+	wantErr(f.t, err, store.ErrNotFound)
+
+	at := time.Now()
+	used, err := ob.UseLink(f.ctx, hash("a"), at)
+	if err != nil || used.Message != msgs[0].ID || used.UsedAt == nil {
+		f.t.Fatalf("UseLink: %+v %v", used, err)
+	}
+	_, err = ob.UseLink(f.ctx, hash("a"), time.Now())
+	wantErr(f.t, err, store.ErrNotFound) // used
+	_, err = ob.UseLink(f.ctx, hash("b"), time.Now())
+	wantErr(f.t, err, store.ErrNotFound) // used with its message's other link
+	_, err = ob.UseLink(f.ctx, hash("d"), time.Now())
+	wantErr(f.t, err, store.ErrNotFound) // expired
+	_, err = ob.UseLink(f.ctx, hash("z"), time.Now())
+	wantErr(f.t, err, store.ErrNotFound) // unknown
+	if l, _ := ob.Link(f.ctx, hash("b")); l.UsedAt == nil {
+		f.t.Error("the other link of a used message reads as unused")
+	}
+	if l, _ := ob.Link(f.ctx, hash("c")); l.UsedAt != nil {
+		f.t.Error("another message's link was used up")
+	}
+
+	// Released after a failed use, the links work again, once.
+	if err := ob.ReleaseLink(f.ctx, used); err != nil {
+		f.t.Fatalf("ReleaseLink: %v", err)
+	}
+	if _, err := ob.UseLink(f.ctx, hash("b"), time.Now()); err != nil {
+		f.t.Fatalf("UseLink after release: %v", err)
+	}
+	_, err = ob.UseLink(f.ctx, hash("a"), time.Now())
+	wantErr(f.t, err, store.ErrNotFound)
+
+	// Two uses at once: exactly one wins.
+	var wg sync.WaitGroup
+	var wins, losses int
+	var mu sync.Mutex
+	for range 4 {
+		wg.Go(func() {
+			_, err := ob.UseLink(f.ctx, hash("c"), time.Now())
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, store.ErrNotFound):
+				losses++
+			default:
+				f.t.Errorf("concurrent UseLink: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 || losses != 3 {
+		f.t.Errorf("concurrent uses: %d won, %d lost; want 1 and 3", wins, losses)
 	}
 }
