@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/scim2/filter-parser/v2"
 	"go.uber.org/zap"
 	"gorm.io/gorm"
 
@@ -22,7 +23,13 @@ import (
 
 // Store is the gorm-backed store.Store.
 type Store struct {
-	db       *gorm.DB
+	db *gorm.DB
+	// prep runs statements whose SQL text comes from a small fixed set (the token
+	// lookup, a read by id, lists filtered on one attribute) as prepared
+	// statements, so the database parses each once per connection. Statements
+	// whose text varies with the input (filters with and/or, IN lists) go through
+	// db, so the statement cache cannot grow with what clients send.
+	prep     *gorm.DB
 	d        Dialect
 	log      *zap.Logger
 	timeType string
@@ -33,7 +40,8 @@ var _ store.Store = (*Store)(nil)
 // New returns a Store over db speaking dialect d.
 func New(db *gorm.DB, d Dialect, log *zap.Logger) *Store {
 	_, ts, _ := d.Types()
-	return &Store{db: db, d: d, log: log.Named("store"), timeType: ts}
+	prep := db.Session(&gorm.Session{PrepareStmt: true})
+	return &Store{db: db, prep: prep, d: d, log: log.Named("store"), timeType: ts}
 }
 
 // DB returns the underlying handle, for tests and benchmarks that measure the
@@ -157,7 +165,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, er
 // TokenByHash finds a token by the SHA-256 of its secret.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
 	var rows []tokenRow
-	err := s.db.WithContext(ctx).Raw(`SELECT id, tenant_id, hash, scopes, user_id, profile, sandbox, created, revoked_at FROM api_tokens WHERE hash = ?`,
+	err := s.prep.WithContext(ctx).Raw(`SELECT id, tenant_id, hash, scopes, user_id, profile, sandbox, created, revoked_at FROM api_tokens WHERE hash = ?`,
 		fmt.Sprintf("%x", hash)).Scan(&rows).Error
 	if err != nil {
 		return store.Token{}, s.readErr(err)
@@ -277,7 +285,7 @@ func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 
 // Get returns one resource of the tenant.
 func (s *Store) Get(ctx context.Context, tenantID string, kind store.Kind, id string, opts store.ReadOptions) (*store.Resource, error) {
-	db := s.db.WithContext(ctx)
+	db := s.prep.WithContext(ctx)
 	r, err := s.getRow(db, tenantID, kind, id, "")
 	if err != nil {
 		return nil, err
@@ -320,22 +328,42 @@ func (s *Store) List(ctx context.Context, tenantID string, kind store.Kind, opts
 		return store.ListResult{}, &store.SortError{Msg: "cursor paging orders by creation or by a string attribute; " + opts.SortBy.String() + " is not one"}
 	}
 	db := s.db.WithContext(ctx)
-	var total int64
-	if err := db.Raw(`SELECT count(*) FROM `+table(kind)+` AS t WHERE `+where, args...).Scan(&total).Error; err != nil {
-		return store.ListResult{}, s.readErr(err)
+	if _, single := opts.Filter.(*filter.AttributeExpression); opts.Filter == nil || single {
+		// One attribute compared with one value compiles to one of a fixed set of
+		// statements, so preparing them does not grow the cache with client input.
+		db = s.prep.WithContext(ctx)
 	}
-	res := store.ListResult{Total: int(total), Resources: []*store.Resource{}}
+	res := store.ListResult{Resources: []*store.Resource{}}
+	count := func() error {
+		var total int64
+		if err := db.Raw(`SELECT count(*) FROM `+table(kind)+` AS t WHERE `+where, args...).Scan(&total).Error; err != nil {
+			return s.readErr(err)
+		}
+		res.Total = int(total)
+		return nil
+	}
 	if opts.Seek != nil {
+		if err := count(); err != nil {
+			return store.ListResult{}, err
+		}
 		return s.seekPage(db, tenantID, kind, opts, key, where, args, res)
 	}
 	start := max(opts.StartIndex, 1)
-	if opts.Count <= 0 || start > int(total) {
-		return res, nil
+	if opts.Count <= 0 {
+		return res, count()
 	}
 	var rows []resourceRow
 	q := `SELECT ` + cols(kind) + ` FROM ` + table(kind) + ` AS t WHERE ` + where + ` ORDER BY ` + key.order(false) + ` LIMIT ? OFFSET ?`
-	if err := db.Raw(q, append(args, opts.Count, start-1)...).Scan(&rows).Error; err != nil {
+	if err := db.Raw(q, append(args[:len(args):len(args)], opts.Count, start-1)...).Scan(&rows).Error; err != nil {
 		return store.ListResult{}, s.readErr(err)
+	}
+	// A page that came back short, and not empty, ends the list: the rows before it
+	// and on it are all there are (RFC 7644 §3.4.2.4 totalResults), so the count
+	// is known without counting. Otherwise count.
+	if len(rows) > 0 && len(rows) < opts.Count {
+		res.Total = start - 1 + len(rows)
+	} else if err := count(); err != nil {
+		return store.ListResult{}, err
 	}
 	for i := range rows {
 		res.Resources = append(res.Resources, rows[i].resource(kind))
@@ -407,6 +435,10 @@ func (s *Store) fill(db *gorm.DB, tenantID string, rs []*store.Resource, opts st
 		ids = append(ids, r.ID)
 	}
 	kind := rs[0].Kind
+	if len(ids) > 1 {
+		// An IN list of n ids is a different statement for every n: not prepared.
+		db = s.db.WithContext(db.Statement.Context)
+	}
 	for lo := 0; lo < len(ids); lo += chunk {
 		part := ids[lo:min(lo+chunk, len(ids))]
 		switch {

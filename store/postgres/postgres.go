@@ -23,6 +23,8 @@ func Open(dsn string, log *zap.Logger) (*gormstore.Store, error) {
 	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
+		// gormstore prepares only statements of fixed text; the bound is a safety net.
+		PrepareStmtMaxSize: 512,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)

@@ -57,6 +57,8 @@ func Open(path string, log *zap.Logger) (*gormstore.Store, error) {
 	db, err := gorm.Open(sqlite.Open("file:"+path+"?"+q.Encode()), &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
+		// gormstore prepares only statements of fixed text; the bound is a safety net.
+		PrepareStmtMaxSize: 512,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
