@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/scim2/filter-parser/v2"
 )
@@ -19,6 +21,14 @@ func ParseFilter(raw string, maxLen int) (e filter.Expression, err error) {
 	if strings.TrimSpace(raw) == "" {
 		return nil, errorf(KindInvalidFilter, "the filter is empty")
 	}
+	if e, ok := parseSimpleFilter(raw); ok {
+		return finishFilter(e)
+	}
+	return parseFilterFull(raw)
+}
+
+// parseFilterFull is ParseFilter through the general parser.
+func parseFilterFull(raw string) (e filter.Expression, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			e, err = nil, errorf(KindInvalidFilter, "the filter %q cannot be parsed", raw)
@@ -61,6 +71,229 @@ func ParseClientFilter(raw string, maxLen int, q *Quirks) (filter.Expression, er
 		return e2, nil
 	}
 	return nil, err
+}
+
+// parseSimpleFilter reads the most common filter, one comparison "attrPath op value"
+// or "attrPath pr" (RFC 7644 §3.4.2.2), without the general parser. It accepts a
+// subset of what filter.ParseFilter accepts, following its grammar step by step (the
+// URI prefix is read greedily, spaces are SP only, string escapes are those of the
+// grammar), and returns the same expression with string escapes still raw; for
+// anything else ok is false and the general parser decides.
+func parseSimpleFilter(s string) (e *filter.AttributeExpression, ok bool) {
+	i := 0
+	var path filter.AttributePath
+	for {
+		j := i
+		for j < len(s) && isURIByte(s[j]) {
+			j++
+		}
+		if j == i || j == len(s) || s[j] != ':' {
+			break
+		}
+		i = j + 1
+	}
+	if i > 0 {
+		uri := s[:i-1]
+		path.URIPrefix = &uri
+	}
+	j := scanAttrName(s, i)
+	if j == i {
+		return nil, false
+	}
+	path.AttributeName = s[i:j]
+	if j < len(s) && s[j] == '.' {
+		k := scanAttrName(s, j+1)
+		if k == j+1 {
+			return nil, false
+		}
+		sub := s[j+1 : k]
+		path.SubAttribute = &sub
+		j = k
+	}
+	i = skipSP(s, j)
+	if i == j || len(s)-i < 2 {
+		return nil, false
+	}
+	var op filter.CompareOperator
+	for _, o := range compareOps {
+		if lowerASCII(s[i]) == o[0] && lowerASCII(s[i+1]) == o[1] {
+			op = o
+		}
+	}
+	i += 2
+	if op == filter.PR {
+		if i != len(s) {
+			return nil, false
+		}
+		return &filter.AttributeExpression{AttributePath: path, Operator: filter.PR}, true
+	}
+	if op == "" {
+		return nil, false
+	}
+	j = skipSP(s, i)
+	if j == i || j == len(s) {
+		return nil, false
+	}
+	v, ok := simpleValue(s[j:])
+	if !ok {
+		return nil, false
+	}
+	return &filter.AttributeExpression{AttributePath: path, Operator: op, CompareValue: v}, true
+}
+
+// compareOps are the operators of RFC 7644 §3.4.2.2, pr first.
+var compareOps = []filter.CompareOperator{filter.PR, filter.EQ, filter.NE, filter.CO, filter.SW, filter.EW, filter.GT, filter.GE, filter.LT, filter.LE}
+
+// simpleValue reads a whole compare value: a string (returned without its quotes,
+// escapes raw), true, false, null or a number (int without fraction and exponent,
+// else float64), as filter-parser does.
+func simpleValue(s string) (any, bool) {
+	switch {
+	case equalFoldASCII(s, "true"):
+		return true, true
+	case equalFoldASCII(s, "false"):
+		return false, true
+	case equalFoldASCII(s, "null"):
+		return nil, true
+	}
+	if s[0] == '"' {
+		for i := 1; i < len(s); {
+			c := s[i]
+			switch {
+			case c == '"':
+				return s[1:i], i == len(s)-1
+			case c == '\\':
+				if i+1 == len(s) {
+					return nil, false
+				}
+				switch s[i+1] {
+				case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+					i += 2
+				case 'u':
+					if i+6 > len(s) {
+						return nil, false
+					}
+					for _, h := range []byte(s[i+2 : i+6]) {
+						if (h < '0' || h > '9') && (h < 'A' || h > 'F') {
+							return nil, false
+						}
+					}
+					i += 6
+				default:
+					return nil, false
+				}
+			case c < 0x20:
+				return nil, false
+			case c < utf8.RuneSelf:
+				i++
+			default:
+				r, n := utf8.DecodeRuneInString(s[i:])
+				if r == utf8.RuneError && n == 1 {
+					return nil, false
+				}
+				i += n
+			}
+		}
+		return nil, false
+	}
+	i := 0
+	if s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		i = skipDigits(s, i)
+	default:
+		return nil, false
+	}
+	frac, exp := false, false
+	if i < len(s) && s[i] == '.' {
+		j := skipDigits(s, i+1)
+		if j == i+1 {
+			return nil, false
+		}
+		frac, i = true, j
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		j := skipDigits(s, i)
+		if j == i {
+			return nil, false
+		}
+		exp, i = true, j
+	}
+	if i != len(s) {
+		return nil, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return nil, false
+	}
+	if !frac && !exp {
+		return int(f), true
+	}
+	return f, true
+}
+
+// lowerASCII lowers an ASCII letter; filter-parser's case-insensitive keywords are
+// ASCII.
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// equalFoldASCII reports whether s is the lowercase ASCII word w in any case.
+func equalFoldASCII(s, w string) bool {
+	if len(s) != len(w) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if lowerASCII(s[i]) != w[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func isURIByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.'
+}
+
+func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// scanAttrName returns the end of the ATTRNAME ("$"? ALPHA *(nameChar)) at i, or i.
+func scanAttrName(s string, i int) int {
+	j := i
+	if j < len(s) && s[j] == '$' {
+		j++
+	}
+	if j == len(s) || !isAlpha(s[j]) {
+		return i
+	}
+	for j++; j < len(s) && (isAlpha(s[j]) || s[j] >= '0' && s[j] <= '9' || s[j] == '-' || s[j] == '_'); j++ {
+	}
+	return j
+}
+
+func skipSP(s string, i int) int {
+	for i < len(s) && s[i] == ' ' {
+		i++
+	}
+	return i
+}
+
+func skipDigits(s string, i int) int {
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 func finishFilter(e filter.Expression) (filter.Expression, error) {
