@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/scimd
 
-.PHONY: run build test test-race lint fmt clean
+.PHONY: run build test test-race lint fmt clean fuzz
 
 run: build
 	$(BIN) serve --log-format console
@@ -29,6 +29,19 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Fuzz targets (package:target); `make test` runs their seed corpora (testdata/fuzz/)
+# as ordinary tests. `make fuzz` fuzzes each for FUZZTIME; new failing inputs are
+# written to the package's testdata/fuzz/<Target>/.
+FUZZTIME    ?= 60s
+FUZZ_TARGETS = ./store/gormstore:FuzzCompileFilter ./store/gormstore:FuzzFilterAgrees \
+	./scim:FuzzPatch ./cmd/scimd:FuzzBodies
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
 
 # Benchmarks (never part of test): scimbench starts bin/scimd on 127.0.0.1 over a
 # fresh SQLite file, then over a fresh PostgreSQL database created through
