@@ -35,7 +35,7 @@ clean:
 # written to the package's testdata/fuzz/<Target>/.
 FUZZTIME    ?= 60s
 FUZZ_TARGETS = ./store/gormstore:FuzzCompileFilter ./store/gormstore:FuzzFilterAgrees \
-	./scim:FuzzPatch ./cmd/scimd:FuzzBodies
+	./scim:FuzzPatch ./scim:FuzzParseSimpleFilter ./cmd/scimd:FuzzBodies
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
