@@ -19,6 +19,7 @@ import (
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/auth"
 	"github.com/scimd/scimd/scim/middleware"
+	"github.com/scimd/scimd/scim/scimhttp"
 )
 
 // The platform user provisioning family (COMPAT.md §3): three vendor routes that sit
@@ -533,41 +534,6 @@ type platformStatusError struct {
 
 func (e *platformStatusError) Error() string { return e.detail }
 
-// platformStatus maps an error kind to HTTP and the RFC 7644 §3.12 scimType.
-func platformStatus(k scim.ErrorKind) (int, scimerrors.ScimType) {
-	switch k {
-	case scim.KindInvalidValue:
-		return http.StatusBadRequest, scimerrors.ScimTypeInvalidValue
-	case scim.KindInvalidSyntax:
-		return http.StatusBadRequest, scimerrors.ScimTypeInvalidSyntax
-	case scim.KindInvalidFilter:
-		return http.StatusBadRequest, scimerrors.ScimTypeInvalidFilter
-	case scim.KindInvalidPath:
-		return http.StatusBadRequest, scimerrors.ScimTypeInvalidPath
-	case scim.KindNoTarget:
-		return http.StatusBadRequest, scimerrors.ScimTypeNoTarget
-	case scim.KindMutability:
-		return http.StatusBadRequest, scimerrors.ScimTypeMutability
-	case scim.KindTooMany:
-		return http.StatusBadRequest, scimerrors.ScimTypeTooMany
-	case scim.KindInvalidCursor, scim.KindExpiredCursor:
-		return http.StatusBadRequest, ""
-	case scim.KindUniqueness:
-		return http.StatusConflict, scimerrors.ScimTypeUniqueness
-	case scim.KindNotFound:
-		return http.StatusNotFound, ""
-	case scim.KindPrecondition:
-		return http.StatusPreconditionFailed, ""
-	case scim.KindUnauthorized:
-		return http.StatusUnauthorized, ""
-	case scim.KindForbidden:
-		return http.StatusForbidden, ""
-	case scim.KindUnavailable:
-		return http.StatusServiceUnavailable, ""
-	}
-	return http.StatusInternalServerError, ""
-}
-
 // writeError is the family's one error writer: the SCIM error schema (RFC 7644
 // §3.12) with status as a string, scimType where the RFC defines one, and a detail. A
 // 500 carries only an error id, which is logged with the error.
@@ -584,7 +550,7 @@ func (p *platform) writeError(w http.ResponseWriter, r *http.Request, err error)
 		body = scimerrors.ScimError{Status: http.StatusNotFound, Detail: "the platform user provisioning API is not enabled for this tenant"}
 	default:
 		e := scim.AsError(err)
-		st, typ := platformStatus(e.Kind)
+		st, typ := scimhttp.Status(e.Kind)
 		body = scimerrors.ScimError{Status: st, ScimType: typ, Detail: e.Detail}
 		if st >= 500 {
 			id := platformErrorID()

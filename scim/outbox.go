@@ -275,28 +275,7 @@ func linkHash(secret string) []byte {
 func (d *Outbox) Work(ctx context.Context) {
 	d.log.Info("delivery worker started", zap.Bool("smtp", d.mailer != nil), zap.Duration("poll", d.o.Poll))
 	defer d.log.Info("delivery worker stopped")
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		n, err := d.Step(ctx)
-		switch {
-		case err == nil || ctx.Err() != nil:
-		case AsError(err).Kind == KindUnavailable:
-			d.log.Warn("delivery step deferred: database unavailable", zap.Error(err))
-		default:
-			d.log.Error("delivery step failed", zap.Error(err))
-		}
-		wait := d.o.Poll
-		if n > 0 && err == nil {
-			wait = 0
-		}
-		timer.Reset(wait)
-	}
+	runWorker(ctx, d.log, "delivery", d.o.Poll, d.Step)
 }
 
 // Messages lists the named tenant's messages, oldest first; failed selects the

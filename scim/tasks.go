@@ -326,28 +326,7 @@ func (t *Tasks) Step(ctx context.Context) (int, error) {
 func (t *Tasks) Work(ctx context.Context) {
 	t.log.Info("task worker started", zap.Int("batch", t.o.Batch), zap.Duration("poll", t.o.Poll))
 	defer t.log.Info("task worker stopped")
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		n, err := t.Step(ctx)
-		switch {
-		case err == nil || ctx.Err() != nil:
-		case AsError(err).Kind == KindUnavailable:
-			t.log.Warn("task step deferred: database unavailable", zap.Error(err))
-		default:
-			t.log.Error("task step failed", zap.Error(err))
-		}
-		wait := t.o.Poll
-		if n > 0 && err == nil {
-			wait = 0
-		}
-		timer.Reset(wait)
-	}
+	runWorker(ctx, t.log, "task", t.o.Poll, t.Step)
 }
 
 // runEntry runs one claimed entry and returns it finished. ok is false when it failed

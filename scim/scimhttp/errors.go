@@ -14,8 +14,9 @@ import (
 	"github.com/scimd/scimd/scim/middleware"
 )
 
-// status maps an error kind to its HTTP status and RFC 7644 §3.12 scimType.
-func status(k scim.ErrorKind) (int, scimerrors.ScimType) {
+// Status maps an error kind to its HTTP status and RFC 7644 §3.12 scimType; every
+// route that answers in SCIM's error format uses it.
+func Status(k scim.ErrorKind) (int, scimerrors.ScimType) {
 	switch k {
 	case scim.KindInvalidValue:
 		return http.StatusBadRequest, scimerrors.ScimTypeInvalidValue
@@ -67,7 +68,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body = scimerrors.ScimError{Status: he.status, Detail: he.detail}
 	} else {
 		e := scim.AsError(err)
-		st, typ := status(e.Kind)
+		st, typ := Status(e.Kind)
 		body = scimerrors.ScimError{Status: st, ScimType: typ, Detail: e.Detail}
 		if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
 			// The client went away (or its deadline passed): nobody reads this
