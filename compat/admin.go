@@ -298,7 +298,7 @@ func (c *Compat) adminVerify(w http.ResponseWriter, r *http.Request, p scim.Prin
 	}
 	invalid := &adminErr{status: http.StatusUnauthorized, code: "invalid_token", message: "the token is not a valid user token of this tenant"}
 	ctx := r.Context()
-	up, err := c.tokens.Authenticate(ctx, token)
+	up, err := c.tokens.Verify(ctx, token)
 	if err != nil {
 		if scim.AsError(err).Kind == scim.KindUnauthorized {
 			return invalid
@@ -523,7 +523,7 @@ func adminView(u *scim.Resource) adminUser {
 // adminError is the family's one error writer: {"error": <code>, "message": <text>}.
 // Kinds map to 400 (bad input), 401 (no or unknown admin token, with
 // WWW-Authenticate), 403 (scope, sandbox), 404 (unknown user, family disabled), 409
-// (existing email, concurrent change), 413, 503 and 500; a 500 carries only an error
+// (existing email, concurrent change), 413, 429 (with Retry-After), 503 and 500; a 500 carries only an error
 // id, and the error is logged with it.
 func (c *Compat) adminError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := adminStatus(err)
@@ -544,6 +544,9 @@ func (c *Compat) adminError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status == http.StatusUnauthorized && code == "unauthorized" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="scimd"`)
+	}
+	if v, ok := scim.RetryAfter(err); ok {
+		w.Header().Set("Retry-After", v)
 	}
 	writeJSON(w, status, map[string]string{"error": code, "message": msg})
 }
@@ -576,6 +579,8 @@ func adminStatus(err error) (int, string, string) {
 		return http.StatusForbidden, "forbidden", e.Detail
 	case scim.KindUnavailable:
 		return http.StatusServiceUnavailable, "unavailable", e.Detail
+	case scim.KindTooManyRequests:
+		return http.StatusTooManyRequests, "too_many_requests", e.Detail
 	}
 	return http.StatusInternalServerError, "internal_error", "internal error"
 }

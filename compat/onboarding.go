@@ -682,6 +682,9 @@ func (c *Compat) onboardingWriteError(w http.ResponseWriter, r *http.Request, er
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
 	}
+	if v, ok := scim.RetryAfter(err); ok {
+		w.Header().Set("Retry-After", v)
+	}
 	body := map[string]string{"errorType": oe.errorType, "message": oe.message}
 	if oe.tenantID != "" {
 		body["tenantId"] = oe.tenantID
@@ -708,6 +711,8 @@ func onboardingFromSCIM(e *scim.Error) *onboardingError {
 		return &onboardingError{status: http.StatusConflict, errorType: "conflict", message: e.Detail}
 	case scim.KindUnavailable:
 		return &onboardingError{status: http.StatusServiceUnavailable, errorType: "unavailable", message: "the service is temporarily unavailable; retry later"}
+	case scim.KindTooManyRequests:
+		return &onboardingError{status: http.StatusTooManyRequests, errorType: "too_many_requests", message: e.Detail}
 	}
 	return &onboardingError{status: http.StatusInternalServerError, errorType: "internal_error"}
 }

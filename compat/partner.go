@@ -357,6 +357,9 @@ func (c *Compat) partnerWriteError(w http.ResponseWriter, r *http.Request, err e
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
 	}
+	if v, ok := scim.RetryAfter(err); ok {
+		w.Header().Set("Retry-After", v)
+	}
 	writeJSON(w, pe.status, map[string]string{"error": pe.code, "message": pe.message})
 }
 
@@ -379,6 +382,8 @@ func partnerFromSCIM(e *scim.Error) *partnerError {
 		return &partnerError{status: http.StatusConflict, code: "conflict", message: e.Detail}
 	case scim.KindUnavailable:
 		return &partnerError{status: http.StatusServiceUnavailable, code: "unavailable", message: "the service is temporarily unavailable; retry later"}
+	case scim.KindTooManyRequests:
+		return &partnerError{status: http.StatusTooManyRequests, code: "too_many_requests", message: e.Detail}
 	}
 	return &partnerError{status: http.StatusInternalServerError, code: "internal"}
 }

@@ -570,6 +570,9 @@ func (p *platform) writeError(w http.ResponseWriter, r *http.Request, err error)
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
 	}
+	if v, ok := scim.RetryAfter(err); ok {
+		w.Header().Set("Retry-After", v)
+	}
 	platformJSON(w, body.Status, body)
 }
 

@@ -129,6 +129,8 @@ func superuserStatus(err error) (int, string, string) {
 		return http.StatusConflict, "conflict", "the user was changed at the same time; retry"
 	case scim.KindUnavailable:
 		return http.StatusServiceUnavailable, "unavailable", e.Detail
+	case scim.KindTooManyRequests:
+		return http.StatusTooManyRequests, "too_many_requests", e.Detail
 	}
 	return http.StatusInternalServerError, "internal", "internal error"
 }
@@ -148,6 +150,9 @@ func (c *Compat) superuserWriteError(w http.ResponseWriter, r *http.Request, err
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
+	}
+	if v, ok := scim.RetryAfter(err); ok {
+		w.Header().Set("Retry-After", v)
 	}
 	writeJSON(w, status, map[string]string{"error": code, "msg": msg})
 }

@@ -3,6 +3,7 @@ package scim
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/scimd/scimd/store"
 )
@@ -12,22 +13,23 @@ type ErrorKind int
 
 // The error kinds. Those with a scimType in RFC 7644 §3.12 Table 9 say so.
 const (
-	KindInternal      ErrorKind = iota // 500
-	KindInvalidValue                   // 400 invalidValue
-	KindInvalidSyntax                  // 400 invalidSyntax
-	KindInvalidFilter                  // 400 invalidFilter
-	KindInvalidPath                    // 400 invalidPath
-	KindNoTarget                       // 400 noTarget
-	KindMutability                     // 400 mutability
-	KindTooMany                        // 400 tooMany
-	KindUniqueness                     // 409 uniqueness
-	KindNotFound                       // 404
-	KindPrecondition                   // 412
-	KindUnauthorized                   // 401
-	KindForbidden                      // 403
-	KindUnavailable                    // 503
-	KindInvalidCursor                  // 400 invalidCursor (RFC 9865)
-	KindExpiredCursor                  // 400 expiredCursor (RFC 9865)
+	KindInternal        ErrorKind = iota // 500
+	KindInvalidValue                     // 400 invalidValue
+	KindInvalidSyntax                    // 400 invalidSyntax
+	KindInvalidFilter                    // 400 invalidFilter
+	KindInvalidPath                      // 400 invalidPath
+	KindNoTarget                         // 400 noTarget
+	KindMutability                       // 400 mutability
+	KindTooMany                          // 400 tooMany
+	KindUniqueness                       // 409 uniqueness
+	KindNotFound                         // 404
+	KindPrecondition                     // 412
+	KindUnauthorized                     // 401
+	KindForbidden                        // 403
+	KindUnavailable                      // 503
+	KindInvalidCursor                    // 400 invalidCursor (RFC 9865)
+	KindExpiredCursor                    // 400 expiredCursor (RFC 9865)
+	KindTooManyRequests                  // 429 (RFC 6585 §4), with Error.RetryAfter
 )
 
 // Error is the error every Service method returns. Detail is safe to show to the
@@ -36,6 +38,9 @@ type Error struct {
 	Kind   ErrorKind
 	Detail string
 	Err    error
+	// RetryAfter, for KindTooManyRequests, is how long the client should wait;
+	// error writers send it as Retry-After (see RetryAfter).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -426,6 +426,7 @@ var kindCodes = map[ErrorKind]string{
 	KindMutability: "mutability", KindTooMany: "tooMany", KindUniqueness: "uniqueness", KindNotFound: "notFound",
 	KindPrecondition: "precondition", KindUnauthorized: "unauthorized", KindForbidden: "forbidden",
 	KindUnavailable: "unavailable", KindInvalidCursor: "invalidCursor", KindExpiredCursor: "expiredCursor",
+	KindTooManyRequests: "tooManyRequests",
 }
 
 func kindCode(k ErrorKind) string {

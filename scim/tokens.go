@@ -66,10 +66,28 @@ func (p Principal) Has(scope string) bool { return slices.Contains(p.Scopes, sco
 
 // Tokens manages tenants and API tokens. Secrets are random, shown once, and stored
 // only as their SHA-256.
-type Tokens struct{ st Accounts }
+type Tokens struct {
+	st      Accounts
+	limiter *RateLimiter // nil: no rate limit
+}
+
+// TokensOption configures Tokens.
+type TokensOption func(*Tokens)
+
+// WithRateLimiter makes Authenticate charge every request it authenticates to the
+// token's bucket in l; nil means no limit.
+func WithRateLimiter(l *RateLimiter) TokensOption {
+	return func(t *Tokens) { t.limiter = l }
+}
 
 // NewTokens returns the tenant and token use cases over st.
-func NewTokens(st Accounts) *Tokens { return &Tokens{st: st} }
+func NewTokens(st Accounts, opts ...TokensOption) *Tokens {
+	t := &Tokens{st: st}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
+}
 
 var tenantName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
@@ -213,8 +231,24 @@ func (t *Tokens) Issue(ctx context.Context, tenant string, o TokenOptions) (stri
 	return secret, nil
 }
 
-// Authenticate finds the token whose secret this is.
+// Authenticate finds the token whose secret this is, for a request made with it:
+// with a rate limiter (WithRateLimiter), the request is charged to the token and a
+// token over its limit is a KindTooManyRequests error. Every route authenticates
+// through here, so the limit holds across the SCIM API and every compat family.
 func (t *Tokens) Authenticate(ctx context.Context, secret string) (Principal, error) {
+	p, err := t.Verify(ctx, secret)
+	if err != nil {
+		return Principal{}, err
+	}
+	if err := t.limiter.Allow(p.TokenID); err != nil {
+		return Principal{}, err
+	}
+	return p, nil
+}
+
+// Verify finds the token whose secret this is without charging it a request: for
+// checking a token presented by someone else (the admin family's verify route).
+func (t *Tokens) Verify(ctx context.Context, secret string) (Principal, error) {
 	if secret == "" {
 		return Principal{}, errorf(KindUnauthorized, "missing credentials: send Authorization: Bearer <token>")
 	}

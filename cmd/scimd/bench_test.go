@@ -37,7 +37,7 @@ func BenchmarkHotPaths(b *testing.B) {
 				b.Fatal(err)
 			}
 			var draining atomic.Bool
-			h := newHandler(svc, tokens, st, log, &draining, scimhttp.Options{MaxBodyBytes: 64 << 10})
+			h := newHandler(svc, tokens, st, log, &draining, false, scimhttp.Options{MaxBodyBytes: 64 << 10})
 			do := func(method, target string, body any, want int) []byte {
 				var rd *bytes.Reader
 				if body != nil {

@@ -140,6 +140,12 @@ func freeAddr(t *testing.T) string {
 // serve returned and what it printed on stdout.
 func serveUntil(t *testing.T, args ...string) (addr string, stop func() (string, error)) {
 	t.Helper()
+	return serveUntilWith(t, http.DefaultClient, "http", args...)
+}
+
+// serveUntilWith is serveUntil probing readiness with client at scheme://addr.
+func serveUntilWith(t *testing.T, client *http.Client, scheme string, args ...string) (addr string, stop func() (string, error)) {
+	t.Helper()
 	addr = freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out bytes.Buffer
@@ -150,7 +156,7 @@ func serveUntil(t *testing.T, args ...string) (addr string, stop func() (string,
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, err := http.Get("http://" + addr + "/readyz")
+		res, err := client.Get(scheme + "://" + addr + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -35,6 +36,14 @@ type Config struct {
 	// instead of the system's.
 	SMTPCAFile        string
 	PasswordMinLength int
+
+	// TLSCert and TLSKey name the PEM certificate chain and key to serve HTTPS with;
+	// both or neither.
+	TLSCert, TLSKey string
+	// RateLimit is each token's average requests per second (0: no limit);
+	// RateBurst how many it may send at once (0: RateLimit rounded up, at least 1).
+	RateLimit float64
+	RateBurst int
 }
 
 // envOr returns the environment variable key, or def when it is unset.
@@ -49,6 +58,16 @@ func envInt(key string, def int64) int64 {
 	if v, ok := os.LookupEnv(key); ok {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			return n
+		}
+		return -1 // reported by Validate
+	}
+	return def
+}
+
+func envFloat(key string, def float64) float64 {
+	if v, ok := os.LookupEnv(key); ok {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
 		}
 		return -1 // reported by Validate
 	}
@@ -75,6 +94,12 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 		"most operations in one bulk request; more is 413 (env SCIMD_BULK_MAX_OPERATIONS)")
 	fs.Int64Var(&c.BulkMaxPayloadBytes, "bulk-max-payload-bytes", envInt("SCIMD_BULK_MAX_PAYLOAD_BYTES", scimhttp.DefaultBulkMaxPayloadBytes),
 		"largest bulk request body in bytes, at least --max-body-bytes; larger is 413 (env SCIMD_BULK_MAX_PAYLOAD_BYTES)")
+	fs.StringVar(&c.TLSCert, "tls-cert", envOr("SCIMD_TLS_CERT", ""), "PEM certificate chain to serve HTTPS with, together with --tls-key (env SCIMD_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", envOr("SCIMD_TLS_KEY", ""), "PEM private key of --tls-cert (env SCIMD_TLS_KEY)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", envFloat("SCIMD_RATE_LIMIT", 0),
+		"requests per second each API token may make on average; more is 429 with Retry-After; 0 turns the limit off (env SCIMD_RATE_LIMIT)")
+	fs.IntVar(&c.RateBurst, "rate-burst", int(envInt("SCIMD_RATE_BURST", 0)),
+		"requests a token may make at once before --rate-limit applies; 0 means --rate-limit rounded up (env SCIMD_RATE_BURST)")
 	c.BootstrapToken = os.Getenv("SCIMD_BOOTSTRAP_TOKEN")
 	mailFlags(fs, c)
 }
@@ -114,6 +139,15 @@ func (c *Config) Validate(serving bool) error {
 		}
 		if c.BulkMaxPayloadBytes < c.MaxBodyBytes || c.BulkMaxPayloadBytes < 1024 {
 			errs = append(errs, fmt.Errorf("--bulk-max-payload-bytes must be an integer of at least --max-body-bytes (%d)", c.MaxBodyBytes))
+		}
+		if (c.TLSCert == "") != (c.TLSKey == "") {
+			errs = append(errs, fmt.Errorf("--tls-cert and --tls-key go together: set both to serve HTTPS, or neither"))
+		}
+		if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+			errs = append(errs, fmt.Errorf("--rate-limit must be a number of requests per second, 0 or more (0: no limit)"))
+		}
+		if c.RateBurst < 0 {
+			errs = append(errs, fmt.Errorf("--rate-burst must be an integer, 0 or more (0: --rate-limit rounded up)"))
 		}
 		errs = append(errs, c.validateMail()...)
 		if c.BootstrapToken != "" && len(c.BootstrapToken) < scim.MinSecretLength {

@@ -154,7 +154,7 @@ func newMailEnv(t *testing.T, e *env, addr string, o scim.OutboxOptions) *mailEn
 	}
 	ob = scim.NewOutbox(e.st, e.svc, m, log, o)
 	pages := account.New(ob, []byte("0123456789abcdef0123456789abcdef"), log, account.Options{})
-	mux.Handle("/", newHandler(e.svc, e.tokens, e.st, log, &draining, scimhttp.Options{MaxBodyBytes: 64 << 10}, pages.Mount))
+	mux.Handle("/", newHandler(e.svc, e.tokens, e.st, log, &draining, false, scimhttp.Options{MaxBodyBytes: 64 << 10}, pages.Mount))
 	e.srv = srv
 	return &mailEnv{env: e, ob: ob, logs: logs}
 }

@@ -98,7 +98,7 @@ func newFuzzServer(f *testing.F) (*fuzzServer, error) {
 		return nil, err
 	}
 	var draining atomic.Bool
-	h := newHandler(svc, tokens, st, log, &draining, scimhttp.Options{MaxBodyBytes: 64 << 10})
+	h := newHandler(svc, tokens, st, log, &draining, false, scimhttp.Options{MaxBodyBytes: 64 << 10})
 	tn, err := st.TenantByName(ctx, "default")
 	if err != nil {
 		return nil, err

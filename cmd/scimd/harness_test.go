@@ -61,7 +61,7 @@ func newEnv(t *testing.T, b storetest.Backend, o scimhttp.Options, tune ...func(
 		t.Fatalf("bootstrap: %q %v", secret, err)
 	}
 	var draining atomic.Bool
-	srv := httptest.NewServer(newHandler(svc, tokens, st, log, &draining, o))
+	srv := httptest.NewServer(newHandler(svc, tokens, st, log, &draining, false, o))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, token: secret, tokens: tokens, svc: svc, logs: logs, st: st}
 }

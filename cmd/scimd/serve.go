@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,7 +38,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer st.Close()
 	defer log.Sync() //nolint:errcheck
 
-	tokens := scim.NewTokens(st)
+	tlsConf, err := serverTLS(&c)
+	if err != nil {
+		return err
+	}
+	tokens := scim.NewTokens(st, scim.WithRateLimiter(scim.NewRateLimiter(c.RateLimit, c.RateBurst, 0, nil)))
 	secret, err := tokens.Bootstrap(ctx, c.BootstrapToken)
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
@@ -48,7 +53,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	base := c.BaseURL
 	if base == "" {
-		base = "http://" + ln.Addr().String()
+		scheme := "http://"
+		if tlsConf != nil {
+			scheme = "https://"
+		}
+		base = scheme + ln.Addr().String()
 	}
 	switch {
 	case secret != "" && c.BootstrapToken != "":
@@ -82,7 +91,7 @@ Try it:
 	stopDelivery := startWorker(ctx, "delivery", outbox.Work, log)
 	defer stopDelivery()
 	var draining atomic.Bool
-	h := newHandler(svc, tokens, st, log, &draining, scimhttp.Options{
+	h := newHandler(svc, tokens, st, log, &draining, tlsConf != nil, scimhttp.Options{
 		BaseURL: c.BaseURL, MaxBodyBytes: c.MaxBodyBytes,
 		BulkMaxOperations: c.BulkMaxOperations, BulkMaxPayloadBytes: c.BulkMaxPayloadBytes,
 	}, pages.Mount)
@@ -93,12 +102,20 @@ Try it:
 		WriteTimeout:      120 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
+		TLSConfig:         tlsConf,
 	}
 	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("scim", base+scimhttp.Prefix), zap.String("version", version))
+	go func() {
+		if tlsConf != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the certificate is in srv.TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("scim", base+scimhttp.Prefix),
+		zap.Bool("tls", tlsConf != nil), zap.Float64("rate_limit", c.RateLimit), zap.String("version", version))
 	select {
 	case err := <-errc:
 		return err
@@ -120,6 +137,19 @@ Try it:
 	stopDelivery()
 	log.Info("stopped")
 	return nil
+}
+
+// serverTLS loads the --tls-cert and --tls-key pair, or returns nil when neither is
+// set. TLS 1.2 is the oldest version served.
+func serverTLS(c *Config) (*tls.Config, error) {
+	if c.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %q and --tls-key %q: %w", c.TLSCert, c.TLSKey, err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
 }
 
 // startTaskWorker runs the background task worker (large onboarding batches) until
@@ -147,9 +177,9 @@ func startTaskWorker(ctx context.Context, tasks *scim.Tasks, log *zap.Logger) (s
 }
 
 // newHandler wires every route: health, readiness and the SCIM API, behind the
-// shared request-id, access-log middleware.
-// mounts add further routes (the account pages).
-func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log *zap.Logger, draining *atomic.Bool, o scimhttp.Options, mounts ...func(*http.ServeMux)) http.Handler {
+// shared request-id, access-log and security-header middleware; overTLS adds
+// Strict-Transport-Security. mounts add further routes (the account pages).
+func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log *zap.Logger, draining *atomic.Bool, overTLS bool, o scimhttp.Options, mounts ...func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -177,5 +207,5 @@ func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log
 	for _, m := range mounts {
 		m(mux)
 	}
-	return middleware.Log(log)(mux)
+	return middleware.Log(log)(middleware.SecurityHeaders(overTLS)(mux))
 }

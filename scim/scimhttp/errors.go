@@ -44,6 +44,8 @@ func Status(k scim.ErrorKind) (int, scimerrors.ScimType) {
 		return http.StatusForbidden, ""
 	case scim.KindUnavailable:
 		return http.StatusServiceUnavailable, ""
+	case scim.KindTooManyRequests:
+		return http.StatusTooManyRequests, ""
 	case scim.KindInvalidCursor:
 		return http.StatusBadRequest, "invalidCursor"
 	case scim.KindExpiredCursor:
@@ -87,6 +89,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if body.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
+	}
+	if v, ok := scim.RetryAfter(err); ok {
+		w.Header().Set("Retry-After", v)
 	}
 	writeJSON(w, body.Status, body)
 }
