@@ -563,24 +563,17 @@ func adminStatus(err error) (int, string, string) {
 		return http.StatusNotFound, "not_found", errFamilyDisabled.Error()
 	}
 	e := scim.AsError(err)
+	st, code, msg := kindStatus(e)
 	switch e.Kind {
-	case scim.KindInvalidValue, scim.KindInvalidSyntax, scim.KindInvalidFilter, scim.KindInvalidPath, scim.KindNoTarget,
-		scim.KindMutability, scim.KindTooMany, scim.KindInvalidCursor, scim.KindExpiredCursor:
-		return http.StatusBadRequest, "invalid_request", e.Detail
 	case scim.KindUniqueness:
-		return http.StatusConflict, "user_exists", e.Detail
+		code = "user_exists"
 	case scim.KindPrecondition:
-		return http.StatusConflict, "conflict", "the account was changed at the same time; retry"
+		msg = "the account was changed at the same time; retry"
 	case scim.KindNotFound:
-		return http.StatusNotFound, "user_not_found", e.Detail
-	case scim.KindUnauthorized:
-		return http.StatusUnauthorized, "unauthorized", e.Detail
-	case scim.KindForbidden:
-		return http.StatusForbidden, "forbidden", e.Detail
-	case scim.KindUnavailable:
-		return http.StatusServiceUnavailable, "unavailable", e.Detail
-	case scim.KindTooManyRequests:
-		return http.StatusTooManyRequests, "too_many_requests", e.Detail
+		code = "user_not_found"
 	}
-	return http.StatusInternalServerError, "internal_error", "internal error"
+	if st == http.StatusInternalServerError {
+		code = "internal_error"
+	}
+	return st, code, msg
 }

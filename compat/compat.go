@@ -172,3 +172,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
+
+// kindStatus is the HTTP status, generic error code and client-safe message of a
+// service error for the families that answer in their own JSON shape. It is the one
+// table from scim error kinds to statuses here; each family's writer starts from it
+// and renames only the codes and messages its vendor documents. A conflicting
+// concurrent change (KindPrecondition) is 409 in these APIs, which know no ETags.
+func kindStatus(e *scim.Error) (int, string, string) {
+	switch e.Kind {
+	case scim.KindInvalidValue, scim.KindInvalidSyntax, scim.KindInvalidFilter, scim.KindInvalidPath,
+		scim.KindNoTarget, scim.KindMutability, scim.KindTooMany, scim.KindInvalidCursor, scim.KindExpiredCursor:
+		return http.StatusBadRequest, "invalid_request", e.Detail
+	case scim.KindUnauthorized:
+		return http.StatusUnauthorized, "unauthorized", e.Detail
+	case scim.KindForbidden:
+		return http.StatusForbidden, "forbidden", e.Detail
+	case scim.KindNotFound:
+		return http.StatusNotFound, "not_found", e.Detail
+	case scim.KindUniqueness, scim.KindPrecondition:
+		return http.StatusConflict, "conflict", e.Detail
+	case scim.KindUnavailable:
+		return http.StatusServiceUnavailable, "unavailable", e.Detail
+	case scim.KindTooManyRequests:
+		return http.StatusTooManyRequests, "too_many_requests", e.Detail
+	}
+	return http.StatusInternalServerError, "internal", "internal error"
+}

@@ -692,27 +692,17 @@ func (c *Compat) onboardingWriteError(w http.ResponseWriter, r *http.Request, er
 	writeJSON(w, oe.status, body)
 }
 
-// onboardingFromSCIM maps a service error kind to the family's status and
-// errorType; the detail of a kind below 500 is written for clients.
+// onboardingFromSCIM maps a service error to the family's status and errorType
+// (see kindStatus); malformed bodies are invalid_json here.
 func onboardingFromSCIM(e *scim.Error) *onboardingError {
-	switch e.Kind {
-	case scim.KindInvalidSyntax:
-		return &onboardingError{status: http.StatusBadRequest, errorType: "invalid_json", message: e.Detail}
-	case scim.KindInvalidValue, scim.KindInvalidFilter, scim.KindInvalidPath, scim.KindNoTarget,
-		scim.KindMutability, scim.KindTooMany, scim.KindInvalidCursor, scim.KindExpiredCursor:
-		return &onboardingError{status: http.StatusBadRequest, errorType: "invalid_request", message: e.Detail}
-	case scim.KindUnauthorized:
-		return &onboardingError{status: http.StatusUnauthorized, errorType: "unauthorized", message: e.Detail}
-	case scim.KindForbidden:
-		return &onboardingError{status: http.StatusForbidden, errorType: "forbidden", message: e.Detail}
-	case scim.KindNotFound:
-		return &onboardingError{status: http.StatusNotFound, errorType: "not_found", message: e.Detail}
-	case scim.KindUniqueness, scim.KindPrecondition:
-		return &onboardingError{status: http.StatusConflict, errorType: "conflict", message: e.Detail}
-	case scim.KindUnavailable:
-		return &onboardingError{status: http.StatusServiceUnavailable, errorType: "unavailable", message: "the service is temporarily unavailable; retry later"}
-	case scim.KindTooManyRequests:
-		return &onboardingError{status: http.StatusTooManyRequests, errorType: "too_many_requests", message: e.Detail}
+	st, code, msg := kindStatus(e)
+	switch {
+	case e.Kind == scim.KindInvalidSyntax:
+		code = "invalid_json"
+	case e.Kind == scim.KindUnavailable:
+		msg = "the service is temporarily unavailable; retry later"
+	case st == http.StatusInternalServerError:
+		code, msg = "internal_error", ""
 	}
-	return &onboardingError{status: http.StatusInternalServerError, errorType: "internal_error"}
+	return &onboardingError{status: st, errorType: code, message: msg}
 }

@@ -363,29 +363,20 @@ func (c *Compat) partnerWriteError(w http.ResponseWriter, r *http.Request, err e
 	writeJSON(w, pe.status, map[string]string{"error": pe.code, "message": pe.message})
 }
 
-// partnerFromSCIM maps a service error kind to the family's status and code; the
-// detail of a kind below 500 is written for clients and safe to show.
+// partnerFromSCIM maps a service error to the family's status and code (see
+// kindStatus); malformed bodies are invalid_json here.
 func partnerFromSCIM(e *scim.Error) *partnerError {
+	st, code, msg := kindStatus(e)
 	switch e.Kind {
 	case scim.KindInvalidSyntax:
-		return &partnerError{status: http.StatusBadRequest, code: "invalid_json", message: e.Detail}
-	case scim.KindInvalidValue, scim.KindInvalidFilter, scim.KindInvalidPath, scim.KindNoTarget,
-		scim.KindMutability, scim.KindTooMany, scim.KindInvalidCursor, scim.KindExpiredCursor:
-		return &partnerError{status: http.StatusBadRequest, code: "invalid_request", message: e.Detail}
-	case scim.KindUnauthorized:
-		return &partnerError{status: http.StatusUnauthorized, code: "unauthorized", message: e.Detail}
-	case scim.KindForbidden:
-		return &partnerError{status: http.StatusForbidden, code: "forbidden", message: e.Detail}
-	case scim.KindNotFound:
-		return &partnerError{status: http.StatusNotFound, code: "not_found", message: e.Detail}
-	case scim.KindUniqueness, scim.KindPrecondition:
-		return &partnerError{status: http.StatusConflict, code: "conflict", message: e.Detail}
+		code = "invalid_json"
 	case scim.KindUnavailable:
-		return &partnerError{status: http.StatusServiceUnavailable, code: "unavailable", message: "the service is temporarily unavailable; retry later"}
-	case scim.KindTooManyRequests:
-		return &partnerError{status: http.StatusTooManyRequests, code: "too_many_requests", message: e.Detail}
+		msg = "the service is temporarily unavailable; retry later"
 	}
-	return &partnerError{status: http.StatusInternalServerError, code: "internal"}
+	if st == http.StatusInternalServerError {
+		msg = ""
+	}
+	return &partnerError{status: st, code: code, message: msg}
 }
 
 // partnerErrorID returns a random id tying a 500 answer to its log line.

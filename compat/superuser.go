@@ -113,26 +113,14 @@ func superuserStatus(err error) (int, string, string) {
 		return http.StatusBadRequest, "invalid_email", err.Error()
 	}
 	e := scim.AsError(err)
+	st, code, msg := kindStatus(e)
 	switch e.Kind {
-	case scim.KindInvalidValue, scim.KindInvalidSyntax, scim.KindInvalidFilter, scim.KindInvalidPath,
-		scim.KindNoTarget, scim.KindMutability, scim.KindTooMany, scim.KindInvalidCursor, scim.KindExpiredCursor:
-		return http.StatusBadRequest, "invalid_request", e.Detail
 	case scim.KindUnauthorized:
-		return http.StatusUnauthorized, "unauthorized", "the key is not valid"
-	case scim.KindForbidden:
-		return http.StatusForbidden, "forbidden", e.Detail
-	case scim.KindNotFound:
-		return http.StatusNotFound, "not_found", e.Detail
-	case scim.KindUniqueness:
-		return http.StatusConflict, "conflict", e.Detail
+		msg = "the key is not valid"
 	case scim.KindPrecondition:
-		return http.StatusConflict, "conflict", "the user was changed at the same time; retry"
-	case scim.KindUnavailable:
-		return http.StatusServiceUnavailable, "unavailable", e.Detail
-	case scim.KindTooManyRequests:
-		return http.StatusTooManyRequests, "too_many_requests", e.Detail
+		msg = "the user was changed at the same time; retry"
 	}
-	return http.StatusInternalServerError, "internal", "internal error"
+	return st, code, msg
 }
 
 // superuserWriteError is the family's one error writer: {"error": code, "msg": text}.
