@@ -41,44 +41,18 @@ type adminResp struct {
 // body is a string (sent as is) or any value (sent as JSON).
 func adminDo(t *testing.T, e *env, token, method, path string, body any, hdr ...string) adminResp {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	auth := ""
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		auth = "Bearer " + token
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	return adminSend(t, req)
+	return adminSend(t, e.newRequest(t, method, path, body, "application/json", auth, hdr...))
 }
 
 func adminSend(t *testing.T, req *http.Request) adminResp {
 	t.Helper()
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := adminResp{status: res.StatusCode, header: res.Header, raw: string(raw)}
-	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+	status, header, raw := roundTrip(t, req)
+	r := adminResp{status: status, header: header, raw: string(raw)}
+	if ct := header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("%s %s: Content-Type %q, want application/json; body %s", req.Method, req.URL.Path, ct, raw)
 	}
 	if err := json.Unmarshal(raw, &r.body); err != nil {

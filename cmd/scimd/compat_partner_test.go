@@ -40,44 +40,18 @@ const (
 // decoded into resp.body.
 func partnerCall(t *testing.T, e *env, token, method, path string, body any, hdr ...string) resp {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	auth := ""
 	if token != "" {
-		req.Header.Set("Authorization", "Token "+token)
+		auth = "Token " + token
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	return partnerDo(t, req)
+	return partnerDo(t, e.newRequest(t, method, path, body, "application/json", auth, hdr...))
 }
 
 func partnerDo(t *testing.T, req *http.Request) resp {
 	t.Helper()
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := resp{status: res.StatusCode, header: res.Header, raw: string(raw)}
-	if ct := res.Header.Get("Content-Type"); len(raw) > 0 && strings.HasPrefix(ct, "application/json") {
+	status, header, raw := roundTrip(t, req)
+	r := resp{status: status, header: header, raw: string(raw)}
+	if ct := header.Get("Content-Type"); len(raw) > 0 && strings.HasPrefix(ct, "application/json") {
 		if err := json.Unmarshal(raw, &r.body); err != nil {
 			t.Fatalf("%s %s: response is not a JSON object: %v\n%s", req.Method, req.URL.Path, err, raw)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -78,24 +77,12 @@ type superuserResp struct {
 // superuserDo sends body (a string, sent as is) with no Authorization header.
 func superuserDo(t *testing.T, e *env, method, path, body string) superuserResp {
 	t.Helper()
-	var rd io.Reader
+	var b any
 	if body != "" {
-		rd = strings.NewReader(body)
+		b = body
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := superuserResp{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	status, header, raw := roundTrip(t, e.newRequest(t, method, path, b, "application/json", ""))
+	r := superuserResp{status: status, header: header, raw: string(raw)}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &r.body); err != nil {
 			t.Fatalf("%s %s: the response is not JSON: %v\n%s", method, path, err, raw)

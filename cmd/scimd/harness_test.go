@@ -97,6 +97,26 @@ func (e *env) call(method, path string, body any, hdr ...string) resp {
 
 func (e *env) callAs(token, method, path string, body any, hdr ...string) resp {
 	e.t.Helper()
+	auth := ""
+	if token != "" {
+		auth = "Bearer " + token
+	}
+	req := e.newRequest(e.t, method, path, body, "application/scim+json", auth, hdr...)
+	status, header, raw := roundTrip(e.t, req)
+	r := resp{status: status, header: header, raw: string(raw)}
+	if len(raw) > 0 && strings.HasPrefix(header.Get("Content-Type"), "application/scim+json") {
+		if err := json.Unmarshal(raw, &r.body); err != nil {
+			e.t.Fatalf("%s %s: response is not a JSON object: %v\n%s", method, path, err, raw)
+		}
+	}
+	return r
+}
+
+// newRequest builds a request to the test server. body is nil, a string sent as is,
+// or any value sent as JSON, with contentType; auth, when not empty, is the
+// Authorization header; hdr are further name/value pairs, applied last.
+func (e *env) newRequest(t testing.TB, method, path string, body any, contentType, auth string, hdr ...string) *http.Request {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -105,36 +125,36 @@ func (e *env) callAs(token, method, path string, body any, hdr ...string) resp {
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, e.srv.URL+path, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	if rd != nil {
-		req.Header.Set("Content-Type", "application/scim+json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
+	return req
+}
+
+// roundTrip sends req and returns the answer's status, headers and body.
+func roundTrip(t testing.TB, req *http.Request) (int, http.Header, []byte) {
+	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	r := resp{status: res.StatusCode, header: res.Header, raw: string(raw)}
-	if len(raw) > 0 && strings.HasPrefix(res.Header.Get("Content-Type"), "application/scim+json") {
-		if err := json.Unmarshal(raw, &r.body); err != nil {
-			e.t.Fatalf("%s %s: response is not a JSON object: %v\n%s", method, path, err, raw)
-		}
-	}
-	return r
+	return res.StatusCode, res.Header, raw
 }
 
 // want fails the test unless the status is as expected.
