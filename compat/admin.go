@@ -3,8 +3,6 @@ package compat
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -531,11 +529,7 @@ func (c *Compat) adminError(w http.ResponseWriter, r *http.Request, err error) {
 	rid := middleware.RequestID(r.Context())
 	switch {
 	case status >= 500 && status != http.StatusServiceUnavailable:
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		id := hex.EncodeToString(b)
-		msg = "internal error (error id " + id + ")"
-		log.Error("request failed", zap.String("error_id", id), zap.String("request_id", rid), zap.Error(err))
+		msg = "internal error (error id " + logInternal(log, r, "request failed", err) + ")"
 	case status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
 		log.Warn("request failed", zap.String("request_id", rid), zap.Error(err))

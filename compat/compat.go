@@ -9,6 +9,8 @@ package compat
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/scimd/scimd/scim"
+	"github.com/scimd/scimd/scim/middleware"
 )
 
 // Options configure the compatibility routes.
@@ -197,4 +200,15 @@ func kindStatus(e *scim.Error) (int, string, string) {
 		return http.StatusTooManyRequests, "too_many_requests", e.Detail
 	}
 	return http.StatusInternalServerError, "internal", "internal error"
+}
+
+// logInternal logs an unexpected error once, at error level, with a fresh error id
+// and the request id, and returns the id for the answer: the error's own text never
+// reaches the client.
+func logInternal(log *zap.Logger, r *http.Request, msg string, err error, fields ...zap.Field) string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	id := hex.EncodeToString(b)
+	log.Error(msg, append([]zap.Field{zap.String("error_id", id), zap.String("request_id", middleware.RequestID(r.Context())), zap.Error(err)}, fields...)...)
+	return id
 }

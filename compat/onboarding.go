@@ -2,8 +2,6 @@ package compat
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -665,11 +663,7 @@ func (c *Compat) onboardingWriteError(w http.ResponseWriter, r *http.Request, er
 	reqID := middleware.RequestID(r.Context())
 	switch {
 	case oe.status == http.StatusInternalServerError:
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		id := hex.EncodeToString(b)
-		oe.message = "internal error (error id " + id + ")"
-		c.log.Error("onboarding request failed", zap.String("error_id", id), zap.String("request_id", reqID), zap.Error(err))
+		oe.message = "internal error (error id " + logInternal(c.log, r, "onboarding request failed", err) + ")"
 	case oe.status >= 500:
 		c.log.Error("onboarding request failed", zap.String("request_id", reqID), zap.Int("status", oe.status), zap.Error(err))
 	default:

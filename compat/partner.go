@@ -2,8 +2,6 @@ package compat
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -343,9 +341,7 @@ func (c *Compat) partnerWriteError(w http.ResponseWriter, r *http.Request, err e
 	reqID := middleware.RequestID(r.Context())
 	switch {
 	case pe.status == http.StatusInternalServerError:
-		id := partnerErrorID()
-		pe.message = "internal error (error id " + id + ")"
-		c.log.Error("partner request failed", zap.String("error_id", id), zap.String("request_id", reqID), zap.Error(err))
+		pe.message = "internal error (error id " + logInternal(c.log, r, "partner request failed", err) + ")"
 	case pe.status >= 500:
 		c.log.Error("partner request failed", zap.String("request_id", reqID), zap.Int("status", pe.status), zap.Error(err))
 	default:
@@ -379,9 +375,3 @@ func partnerFromSCIM(e *scim.Error) *partnerError {
 	return &partnerError{status: st, code: code, message: msg}
 }
 
-// partnerErrorID returns a random id tying a 500 answer to its log line.
-func partnerErrorID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}

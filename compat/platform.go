@@ -2,9 +2,7 @@ package compat
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -553,12 +551,10 @@ func (p *platform) writeError(w http.ResponseWriter, r *http.Request, err error)
 		st, typ := scimhttp.Status(e.Kind)
 		body = scimerrors.ScimError{Status: st, ScimType: typ, Detail: e.Detail}
 		if st >= 500 {
-			id := platformErrorID()
 			if st == http.StatusInternalServerError {
 				body.Detail = "internal error"
 			}
-			body.Detail += " (error id " + id + ")"
-			p.log.Error("request failed", zap.String("error_id", id), zap.String("request_id", rid), zap.Int("status", st), zap.Error(err))
+			body.Detail += " (error id " + logInternal(p.log, r, "request failed", err, zap.Int("status", st)) + ")"
 		}
 	}
 	if body.Status < 500 {
@@ -576,11 +572,6 @@ func (p *platform) writeError(w http.ResponseWriter, r *http.Request, err error)
 	platformJSON(w, body.Status, body)
 }
 
-func platformErrorID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // platformJSON answers with application/scim+json (RFC 7644 §3.1).
 func platformJSON(w http.ResponseWriter, status int, v any) {

@@ -2,8 +2,6 @@ package compat
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,11 +126,7 @@ func (c *Compat) superuserWriteError(w http.ResponseWriter, r *http.Request, err
 	status, code, msg := superuserStatus(err)
 	rid := middleware.RequestID(r.Context())
 	if status >= http.StatusInternalServerError && status != http.StatusServiceUnavailable {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		id := hex.EncodeToString(b)
-		msg += " (error id " + id + ")"
-		c.log.Error("superuser request failed", zap.String("error_id", id), zap.String("request_id", rid), zap.Error(err))
+		msg += " (error id " + logInternal(c.log, r, "superuser request failed", err) + ")"
 	} else {
 		c.log.Debug("superuser request refused", zap.String("request_id", rid), zap.Int("status", status), zap.String("code", code), zap.String("msg", msg))
 	}
