@@ -374,4 +374,3 @@ func partnerFromSCIM(e *scim.Error) *partnerError {
 	}
 	return &partnerError{status: st, code: code, message: msg}
 }
-

@@ -572,7 +572,6 @@ func (p *platform) writeError(w http.ResponseWriter, r *http.Request, err error)
 	platformJSON(w, body.Status, body)
 }
 
-
 // platformJSON answers with application/scim+json (RFC 7644 §3.1).
 func platformJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
