@@ -162,6 +162,34 @@ var migrations = []string{
 		used_at {{time}} NULL
 	);
 	CREATE INDEX account_links_message ON account_links (message)`,
+	// 8: the append-only audit log. One row per change (or refused change) of a
+	// tenant's data, written in the same transaction as the change it records;
+	// old_version and new_version are the resource's versions before and after
+	// (NULL where there is none). Rows are only ever inserted, and deleted by the
+	// retention sweep once older than the configured period.
+	`CREATE TABLE audit_events (
+		id VARCHAR(36) PRIMARY KEY,
+		tenant_id VARCHAR(36) NOT NULL,
+		at {{time}} NOT NULL,
+		token_id VARCHAR(36) NOT NULL DEFAULT '',
+		client_addr VARCHAR(64) NOT NULL DEFAULT '',
+		request_id VARCHAR(64) NOT NULL DEFAULT '',
+		route VARCHAR(64) NOT NULL DEFAULT '',
+		operation VARCHAR(32) NOT NULL,
+		resource_type VARCHAR(32) NOT NULL DEFAULT '',
+		resource_id VARCHAR(36) NOT NULL DEFAULT '',
+		old_version BIGINT NULL,
+		new_version BIGINT NULL,
+		outcome VARCHAR(16) NOT NULL,
+		status INTEGER NOT NULL DEFAULT 0,
+		detail TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX audit_events_tenant_at ON audit_events (tenant_id, at, id);
+	CREATE INDEX audit_events_at ON audit_events (at)`,
+	// 9: token expiry and a coarse last-used time (written at most once per
+	// interval per token, not on every request).
+	`ALTER TABLE api_tokens ADD COLUMN expires_at {{time}} NULL;
+	ALTER TABLE api_tokens ADD COLUMN last_used_at {{time}} NULL`,
 }
 
 // Migrate brings the schema up to date in one transaction. Concurrent callers (several
