@@ -74,15 +74,17 @@ type adminMethod struct {
 
 // mountAdmin registers the administration service's routes. The patterns carry no
 // method so that a wrong method gets this family's JSON 405 with an Allow header.
-func (c *Compat) mountAdmin(mux *http.ServeMux) {
+func (c *Compat) mountAdmin(mux middleware.Mux) {
 	log := c.log.Named("admin")
 	recov := middleware.Recover(log, c.adminError)
-	mux.Handle("/users", recov(c.adminRoute(map[string]adminMethod{
+	mux.Handle("/users", auditChanges(FamilyAdmin, map[string]string{
+		http.MethodPost: scim.OpCreate, http.MethodPatch: scim.OpUpdate, http.MethodDelete: "deactivate",
+	}, recov(c.adminRoute(map[string]adminMethod{
 		http.MethodGet:    {h: c.adminList},
 		http.MethodPost:   {h: c.adminCreate, change: true},
 		http.MethodPatch:  {h: c.adminPatch, change: true},
 		http.MethodDelete: {h: c.adminDelete, change: true},
-	})))
+	}))))
 	mux.Handle("/users/verify", recov(c.adminRoute(map[string]adminMethod{
 		http.MethodPost: {h: c.adminVerify},
 	})))
@@ -525,6 +527,7 @@ func adminView(u *scim.Resource) adminUser {
 // id, and the error is logged with it.
 func (c *Compat) adminError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := adminStatus(err)
+	scim.ActorFrom(r.Context()).Refuse(code)
 	log := c.log.Named("admin")
 	rid := middleware.RequestID(r.Context())
 	switch {

@@ -51,7 +51,7 @@ func New(svc *scim.Service, tokens *scim.Tokens, log *zap.Logger, o Options) *Co
 }
 
 // Mount registers every family's routes on mux.
-func (c *Compat) Mount(mux *http.ServeMux) {
+func (c *Compat) Mount(mux middleware.Mux) {
 	c.mountPartner(mux)
 	c.mountAdmin(mux)
 	c.mountPlatform(mux)
@@ -124,6 +124,9 @@ func (c *Compat) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 			return errTooLarge
 		}
 		return &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "cannot read the request body", Err: err}
+	}
+	if err := scim.CheckJSONDepth(raw, c.svc.Limits().MaxJSONDepth); err != nil {
+		return err
 	}
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()

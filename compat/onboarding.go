@@ -72,7 +72,7 @@ type onboardingRoutes struct {
 
 // mountOnboarding registers the onboarding family's routes. A path called with
 // another method answers 405 in the family's error shape.
-func (c *Compat) mountOnboarding(mux *http.ServeMux) {
+func (c *Compat) mountOnboarding(mux middleware.Mux) {
 	o := &onboardingRoutes{c: c, tasks: c.svc.Tasks(scim.TaskOptions{})}
 	wrap := func(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 		return middleware.Recover(c.log, c.onboardingWriteError)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -81,8 +81,9 @@ func (c *Compat) mountOnboarding(mux *http.ServeMux) {
 			}
 		}))
 	}
-	mux.Handle("POST "+onboardingUsersPath, wrap(o.provision))
-	mux.Handle("PATCH "+onboardingUsersPath, wrap(o.update))
+	changes := map[string]string{http.MethodPost: scim.OpCreate, http.MethodPatch: scim.OpUpdate}
+	mux.Handle("POST "+onboardingUsersPath, auditChanges(FamilyOnboarding, changes, wrap(o.provision)))
+	mux.Handle("PATCH "+onboardingUsersPath, auditChanges(FamilyOnboarding, changes, wrap(o.update)))
 	mux.Handle(onboardingUsersPath, wrap(onboardingMethodNotAllowed("POST, PATCH")))
 	mux.Handle("GET "+onboardingTasksPath+"{taskId}", wrap(o.task))
 	mux.Handle(onboardingTasksPath+"{taskId}", wrap(onboardingMethodNotAllowed("GET")))
@@ -170,6 +171,9 @@ func (o *onboardingRoutes) batch(w http.ResponseWriter, r *http.Request, patch b
 	if err != nil {
 		return err
 	}
+	if err := scim.CheckJSONDepth(raw, o.c.svc.Limits().MaxJSONDepth); err != nil {
+		return err
+	}
 	users, err := onboardingParse(raw, patch)
 	if err != nil {
 		return err
@@ -189,6 +193,7 @@ func (o *onboardingRoutes) batch(w http.ResponseWriter, r *http.Request, patch b
 		return errors.New("the store keeps no tasks")
 	}
 	if len(writes) > onboardingSyncMax {
+		auditStatus(r, http.StatusAccepted) // the worker's changes are those of a 202
 		st, err := o.tasks.Submit(ctx, p.TenantID, typ, writes)
 		if err != nil {
 			return err
@@ -196,6 +201,7 @@ func (o *onboardingRoutes) batch(w http.ResponseWriter, r *http.Request, patch b
 		writeJSON(w, http.StatusAccepted, onboardingBatchReply(st))
 		return nil
 	}
+	auditStatus(r, http.StatusOK) // a batch is answered 200, its creates included
 	st, finished, err := o.tasks.Run(ctx, p.TenantID, typ, writes)
 	if err != nil {
 		return err
@@ -660,6 +666,7 @@ func (c *Compat) onboardingWriteError(w http.ResponseWriter, r *http.Request, er
 	default:
 		oe = onboardingFromSCIM(scim.AsError(err))
 	}
+	scim.ActorFrom(r.Context()).Refuse(oe.errorType)
 	reqID := middleware.RequestID(r.Context())
 	switch {
 	case oe.status == http.StatusInternalServerError:

@@ -59,12 +59,13 @@ func partnerBad(code, format string, args ...any) *partnerError {
 
 // mountPartner registers the partner family's routes. Both paths answer every method
 // so that a GET is a 405 in the family's JSON error shape rather than the mux's text.
-func (c *Compat) mountPartner(mux *http.ServeMux) {
+func (c *Compat) mountPartner(mux middleware.Mux) {
 	h := middleware.Recover(c.log, c.partnerWriteError)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := c.partnerProvisionUser(w, r); err != nil {
 			c.partnerWriteError(w, r, err)
 		}
 	}))
+	h = auditChanges(FamilyPartner, map[string]string{http.MethodPost: partnerActionProvision}, h)
 	mux.Handle(partnerPath, h)
 	mux.Handle(partnerAlias, h)
 }
@@ -130,6 +131,8 @@ func (c *Compat) partnerProvisionUser(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	if req.action == partnerActionDeprovision {
+		auditOperation(r, partnerActionDeprovision)
+		auditStatus(r, http.StatusOK) // the delete is answered 200 here
 		return c.partnerDeprovision(ctx, w, p.TenantID, req)
 	}
 	return c.partnerProvision(ctx, w, p.TenantID, req)
@@ -338,6 +341,7 @@ func (c *Compat) partnerWriteError(w http.ResponseWriter, r *http.Request, err e
 	default:
 		pe = partnerFromSCIM(scim.AsError(err))
 	}
+	scim.ActorFrom(r.Context()).Refuse(pe.code)
 	reqID := middleware.RequestID(r.Context())
 	switch {
 	case pe.status == http.StatusInternalServerError:

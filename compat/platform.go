@@ -55,13 +55,16 @@ type platformHandler func(w http.ResponseWriter, r *http.Request, pr scim.Princi
 // mountPlatform registers the platform family's routes: exact paths, so that nothing
 // under /scim/v2 (the SCIM API) is touched. An empty email segment
 // (/scim/update-user/) reaches the handler with an empty email and is a 400.
-func (c *Compat) mountPlatform(mux *http.ServeMux) {
+func (c *Compat) mountPlatform(mux middleware.Mux) {
 	p := &platform{c: c, log: c.log.Named("platform")}
-	mux.Handle("/scim/provision-user", p.route(map[string]platformHandler{http.MethodPost: p.provision}))
-	update := p.route(map[string]platformHandler{http.MethodPut: p.update, http.MethodPatch: p.update, http.MethodPost: p.update})
+	mux.Handle("/scim/provision-user", auditChanges(FamilyPlatform, map[string]string{http.MethodPost: scim.OpCreate},
+		p.route(map[string]platformHandler{http.MethodPost: p.provision})))
+	update := auditChanges(FamilyPlatform, map[string]string{http.MethodPut: scim.OpUpdate, http.MethodPatch: scim.OpUpdate, http.MethodPost: scim.OpUpdate},
+		p.route(map[string]platformHandler{http.MethodPut: p.update, http.MethodPatch: p.update, http.MethodPost: p.update}))
 	mux.Handle("/scim/update-user/{email}", update)
 	mux.Handle("/scim/update-user/{$}", update)
-	deprovision := p.route(map[string]platformHandler{http.MethodDelete: p.deprovision, http.MethodPost: p.deprovision})
+	deprovision := auditChanges(FamilyPlatform, map[string]string{http.MethodDelete: scim.OpDelete, http.MethodPost: scim.OpDelete},
+		p.route(map[string]platformHandler{http.MethodDelete: p.deprovision, http.MethodPost: p.deprovision}))
 	mux.Handle("/scim/de-provision-user/{email}", deprovision)
 	mux.Handle("/scim/de-provision-user/{$}", deprovision)
 }
@@ -143,6 +146,9 @@ func (p *platform) authenticate(r *http.Request) (scim.Principal, error) {
 	}
 	pa, err := p.c.tokens.Authenticate(ctx, cred.secret)
 	if err != nil {
+		if errors.Is(err, scim.ErrTokenExpired) {
+			return scim.Principal{}, platformUnauthorized("the Authorization token has expired")
+		}
 		if scim.AsError(err).Kind == scim.KindUnauthorized {
 			return scim.Principal{}, platformUnauthorized("the Authorization token is not valid")
 		}
@@ -154,6 +160,9 @@ func (p *platform) authenticate(r *http.Request) (scim.Principal, error) {
 	}
 	px, err := p.c.tokens.Authenticate(ctx, app)
 	if err != nil {
+		if errors.Is(err, scim.ErrTokenExpired) {
+			return scim.Principal{}, platformUnauthorized("the x-app-token has expired")
+		}
 		if scim.AsError(err).Kind == scim.KindUnauthorized {
 			return scim.Principal{}, platformUnauthorized("the x-app-token is not valid")
 		}
@@ -557,6 +566,11 @@ func (p *platform) writeError(w http.ResponseWriter, r *http.Request, err error)
 			body.Detail += " (error id " + logInternal(p.log, r, "request failed", err, zap.Int("status", st)) + ")"
 		}
 	}
+	auditReason := string(body.ScimType)
+	if auditReason == "" {
+		auditReason = http.StatusText(body.Status)
+	}
+	scim.ActorFrom(r.Context()).Refuse(auditReason)
 	if body.Status < 500 {
 		p.log.Debug("request refused", zap.String("request_id", rid), zap.Int("status", body.Status), zap.String("detail", body.Detail))
 	}

@@ -47,7 +47,7 @@ const (
 //     there.
 //   - Unknown body fields are ignored; null is the same as absent.
 //   - A route's path with another method is 405 method_not_allowed with Allow.
-func (c *Compat) mountSuperuser(mux *http.ServeMux) {
+func (c *Compat) mountSuperuser(mux middleware.Mux) {
 	routes := []struct {
 		method, path string
 		h            func(http.ResponseWriter, *http.Request) error
@@ -60,7 +60,11 @@ func (c *Compat) mountSuperuser(mux *http.ServeMux) {
 		{http.MethodGet, "/api/v1/user/count", c.superuserCount},
 	}
 	for _, rt := range routes {
-		mux.Handle(rt.method+" "+rt.path, c.superuserHandler(rt.h))
+		h := c.superuserHandler(rt.h)
+		if op := superuserChanges[rt.path]; op != "" {
+			h = auditChanges(FamilySuperuser, map[string]string{rt.method: op}, h)
+		}
+		mux.Handle(rt.method+" "+rt.path, h)
 		allow := rt.method
 		if allow == http.MethodGet {
 			allow = "GET, HEAD"
@@ -71,6 +75,12 @@ func (c *Compat) mountSuperuser(mux *http.ServeMux) {
 				msg: fmt.Sprintf("%s %s is not supported; use %s", r.Method, rt.path, rt.method)}
 		}))
 	}
+}
+
+// superuserChanges names the audit operation of the routes that change users.
+var superuserChanges = map[string]string{
+	"/api/v1/create_user": scim.OpCreate, "/create_user": scim.OpCreate,
+	"/api/v1/delete_user": scim.OpDelete, "/delete_user": scim.OpDelete,
 }
 
 // superuserHandler wraps a handler with the family's error writer and panic recovery.
@@ -115,6 +125,9 @@ func superuserStatus(err error) (int, string, string) {
 	switch e.Kind {
 	case scim.KindUnauthorized:
 		msg = "the key is not valid"
+		if errors.Is(err, scim.ErrTokenExpired) {
+			msg = "the key has expired"
+		}
 	case scim.KindPrecondition:
 		msg = "the user was changed at the same time; retry"
 	}
@@ -124,6 +137,7 @@ func superuserStatus(err error) (int, string, string) {
 // superuserWriteError is the family's one error writer: {"error": code, "msg": text}.
 func (c *Compat) superuserWriteError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := superuserStatus(err)
+	scim.ActorFrom(r.Context()).Refuse(code)
 	rid := middleware.RequestID(r.Context())
 	if status >= http.StatusInternalServerError && status != http.StatusServiceUnavailable {
 		msg += " (error id " + logInternal(c.log, r, "superuser request failed", err) + ")"

@@ -311,6 +311,9 @@ func ParsePath(raw string) (p filter.Path, err error) {
 			p, err = filter.Path{}, errorf(KindInvalidPath, "the path %q cannot be parsed", raw)
 		}
 	}()
+	if sp, ok := parseSimplePath(raw); ok {
+		return sp, nil
+	}
 	p, perr := filter.ParsePath([]byte(raw))
 	if perr != nil {
 		return filter.Path{}, &Error{Kind: KindInvalidPath, Detail: fmt.Sprintf("the path %q cannot be parsed; write it like name.givenName or emails[type eq \"work\"].value", raw), Err: perr}
@@ -321,6 +324,31 @@ func ParsePath(raw string) (p filter.Path, err error) {
 		}
 	}
 	return p, nil
+}
+
+// parseSimplePath parses the paths clients send most, an attribute name with at
+// most one sub-attribute and no URN or value filter ("active", "name.givenName"),
+// without the general parser; anything else is left to it. FuzzParseSimplePath
+// holds it equal to the library's parser.
+func parseSimplePath(s string) (filter.Path, bool) {
+	j := scanAttrName(s, 0)
+	if j == 0 {
+		return filter.Path{}, false
+	}
+	p := filter.Path{AttributePath: filter.AttributePath{AttributeName: s[:j]}}
+	if j < len(s) && s[j] == '.' {
+		k := scanAttrName(s, j+1)
+		if k == j+1 {
+			return filter.Path{}, false
+		}
+		sub := s[j+1 : k]
+		p.AttributePath.SubAttribute = &sub
+		j = k
+	}
+	if j != len(s) {
+		return filter.Path{}, false
+	}
+	return p, true
 }
 
 // unescape decodes the JSON escapes (RFC 7159 §7) of every string compare value.

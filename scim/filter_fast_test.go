@@ -292,3 +292,63 @@ func FuzzParseSimpleFilter(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseSimplePath holds the PATCH path fast path equal to the library's parser:
+// wherever parseSimplePath accepts a path, the general parser gives the same path.
+func FuzzParseSimplePath(f *testing.F) {
+	for _, s := range []string{"active", "name.givenName", "members", "x-y_z.a1", "$ref", "a.$ref", "a.", ".a", "a.b.c", "emails[type eq \"work\"].value", "urn:x:y:User:a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, ok := parseSimplePath(raw)
+		if !ok {
+			return
+		}
+		want, err := parseLibraryPath(raw)
+		if err != nil {
+			t.Fatalf("%q: fast path accepted what the library refuses: %v", raw, err)
+		}
+		if fmt.Sprintf("%+v %v", got.AttributePath, deref(got.AttributePath.SubAttribute)) != fmt.Sprintf("%+v %v", want.AttributePath, deref(want.AttributePath.SubAttribute)) ||
+			got.ValueExpression != nil || want.ValueExpression != nil || got.SubAttribute != nil || want.SubAttribute != nil {
+			t.Fatalf("%q: fast path %+v, library %+v", raw, got, want)
+		}
+	})
+}
+
+func parseLibraryPath(raw string) (p filter.Path, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return filter.ParsePath([]byte(raw))
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
+
+func TestParseSimplePath(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		ok   bool
+		name string
+		sub  string
+	}{
+		{"active", true, "active", "<nil>"},
+		{"name.givenName", true, "name", "givenName"},
+		{"a.b.c", false, "", ""},
+		{"emails[type eq \"work\"].value", false, "", ""},
+		{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", false, "", ""},
+		{"", false, "", ""},
+		{"1a", false, "", ""},
+	} {
+		p, ok := parseSimplePath(tc.in)
+		if ok != tc.ok || ok && (p.AttributePath.AttributeName != tc.name || deref(p.AttributePath.SubAttribute) != tc.sub) {
+			t.Errorf("%q: got %+v %v", tc.in, p, ok)
+		}
+	}
+}

@@ -363,6 +363,9 @@ func (d *Outbox) use(ctx context.Context, page, secret string, fn func(store.Lin
 	if secret == "" {
 		return store.Link{}, errLinkInvalid(nil)
 	}
+	if a := store.ActorFrom(ctx); a != nil {
+		a.Route = RouteAccount // the change a link makes is recorded as the account page's
+	}
 	l, err := d.st.UseLink(ctx, linkHash(secret), time.Now())
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Link{}, errLinkInvalid(err)

@@ -130,6 +130,9 @@ func (s *Service) PatchQueued(ctx context.Context, tenantID string, kind Resourc
 		if err := w.columns(cur); err != nil {
 			return nil, err
 		}
+		if err := s.checkSize(cur); err != nil {
+			return nil, err
+		}
 		cur.Outbox = append([]Message(nil), msgs...)
 		switch {
 		case p.clearPassword:
@@ -152,6 +155,7 @@ type patcher struct {
 	kind          ResourceKind
 	doc           map[string]any
 	members       []store.MemberChange
+	memberValues  int // named by all operations so far, at most MaxMembersPerRequest
 	clearPassword bool
 	q             *Quirks
 }
@@ -353,14 +357,24 @@ func (p *patcher) applyMulti(holder map[string]any, top, sub *schemas.Attribute,
 			}
 		}
 	case sub == nil && f == nil && op == "replace":
+		if n := len(asList(value)); n > MaxMultiValues {
+			return errorf(KindInvalidValue, "%s: %d values; the limit is %d", top.Name, n, MaxMultiValues)
+		}
 		holder[top.Name] = asList(value)
 	case sub == nil && f == nil: // add: append values not already present
+		// Checked first, so that an add compares few values with each new one.
+		if n := len(asList(value)); n > MaxMultiValues {
+			return errorf(KindInvalidValue, "%s: %d values; the limit is %d", top.Name, n, MaxMultiValues)
+		}
 		var added []int
 		for _, v := range asList(value) {
 			if !containsValue(list, v) {
 				list = append(list, v)
 				added = append(added, len(list)-1)
 			}
+		}
+		if len(list) > MaxMultiValues {
+			return errorf(KindInvalidValue, "%s: adding %d values to %d exceeds the limit of %d", top.Name, len(added), len(list)-len(added), MaxMultiValues)
 		}
 		holder[top.Name] = newestPrimary(list, added)
 	case len(matched) == 0 && op == "replace" && !p.q.Accepts(QuirkValuePathUpsert):
@@ -512,8 +526,11 @@ func (p *patcher) applyMembers(op string, path filter.Path, sub *schemas.Attribu
 	var ids []store.Member
 	if value != nil {
 		var err error
-		if ids, err = p.memberValues(value); err != nil {
+		if ids, err = p.parseMembers(value); err != nil {
 			return err
+		}
+		if p.memberValues += len(ids); p.memberValues > MaxMembersPerRequest {
+			return errorf(KindInvalidValue, "the request names %d or more members; the limit is %d per request, so send larger changes in several requests", p.memberValues, MaxMembersPerRequest)
 		}
 	}
 	switch {
@@ -541,7 +558,7 @@ func (p *patcher) applyMembers(op string, path filter.Path, sub *schemas.Attribu
 	return nil
 }
 
-func (p *patcher) memberValues(v any) ([]store.Member, error) {
+func (p *patcher) parseMembers(v any) ([]store.Member, error) {
 	var out []store.Member
 	if _, isList := v.([]any); !isList {
 		if err := p.q.use(QuirkSingleValue, KindInvalidValue, "members must be an array"); err != nil {

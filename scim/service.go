@@ -27,6 +27,8 @@ type Store interface {
 	RecordQuirks(ctx context.Context, tenantID, tokenID string, counts map[string]int) error
 	QuirkCounts(ctx context.Context, tenantID string) ([]store.QuirkCount, error)
 	TenantByName(ctx context.Context, name string) (store.Tenant, error)
+	// AppendAudit records a refused change (see AuditRefused).
+	AppendAudit(ctx context.Context, e store.AuditEvent) error
 }
 
 // Limits bound the work one request may cause.
@@ -43,13 +45,25 @@ type Limits struct {
 	BcryptCost int
 	// CursorTimeout is how long a list cursor stays valid (RFC 9865 cursorTimeout).
 	CursorTimeout time.Duration
+	// MaxFilterDepth bounds how deeply a filter nests parentheses, not (…) and […].
+	MaxFilterDepth int
+	// MaxJSONDepth bounds how deeply a request body nests JSON objects and arrays.
+	MaxJSONDepth int
+	// MaxResourceBytes bounds a resource's stored document (its attributes as JSON,
+	// without members), so that PATCH requests cannot grow a resource past what one
+	// request could carry back.
+	MaxResourceBytes int
 }
 
 // DefaultLimits are the limits scimd runs with unless configured otherwise.
 func DefaultLimits() Limits {
 	return Limits{MaxResults: 1000, DefaultCount: 100, MaxFilterLength: 4096, MaxOperations: 1000, BcryptCost: bcrypt.DefaultCost,
-		CursorTimeout: time.Hour}
+		CursorTimeout: time.Hour, MaxFilterDepth: 16, MaxJSONDepth: 32, MaxResourceBytes: 1 << 20}
 }
+
+// maxPageHints bounds how many index-paging walks are continued by keyset at once
+// (about 200 bytes each).
+const maxPageHints = 10000
 
 // Service implements the SCIM use cases for one store.
 type Service struct {
@@ -60,6 +74,8 @@ type Service struct {
 
 	keyMu sync.Mutex
 	key   []byte // signs cursors; read once from the store
+
+	hints *pageHints
 }
 
 // Option configures a Service.
@@ -70,7 +86,7 @@ func WithLimits(l Limits) Option { return func(s *Service) { s.limits = l } }
 
 // NewService returns a Service over st.
 func NewService(st Store, log *zap.Logger, opts ...Option) *Service {
-	s := &Service{st: st, log: log.Named("scim"), types: NewTypes(), limits: DefaultLimits()}
+	s := &Service{st: st, log: log.Named("scim"), types: NewTypes(), limits: DefaultLimits(), hints: newPageHints(maxPageHints)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -113,6 +129,9 @@ func (s *Service) CreateQueued(ctx context.Context, tenantID string, kind Resour
 	if err := w.columns(sr); err != nil {
 		return nil, AsError(err)
 	}
+	if err := s.checkSize(sr); err != nil {
+		return nil, err
+	}
 	if w.password != nil {
 		if sr.PasswordHash, err = s.hash(*w.password); err != nil {
 			return nil, err
@@ -120,6 +139,11 @@ func (s *Service) CreateQueued(ctx context.Context, tenantID string, kind Resour
 	}
 	if err := s.st.Create(ctx, sr); err != nil {
 		return nil, s.conflict(kind, err)
+	}
+	if kind == UserKind {
+		// A new user belongs to no group yet: the written row is the whole answer.
+		sr.Loaded.Groups = true
+		return s.answer(ctx, sr, proj)
 	}
 	return s.Get(ctx, tenantID, kind, sr.ID, proj)
 }
@@ -191,7 +215,7 @@ func (s *Service) List(ctx context.Context, tenantID string, kind ResourceKind, 
 		opts.Count = min(max(*q.Count, 0), s.limits.MaxResults)
 	}
 	if q.Filter != "" {
-		f, err := ParseClientFilter(q.Filter, s.limits.MaxFilterLength, QuirksFrom(ctx))
+		f, err := s.parseListFilter(ctx, q.Filter)
 		if err != nil {
 			return nil, err
 		}
@@ -224,12 +248,26 @@ func (s *Service) List(ctx context.Context, tenantID string, kind ResourceKind, 
 			opts.Seek = seek
 		}
 	}
+	// An index page in creation order that continues a walk this process served
+	// is read by keyset (see pageHints).
+	hinted := q.Cursor == nil && q.SortBy == "" && opts.Count > 0
+	key := hintKey{tenant: tenantID, kind: kind, filter: q.Filter, index: opts.StartIndex}
+	if hinted && opts.StartIndex > 1 {
+		if pos, ok := s.hints.take(key); ok {
+			opts.Seek = &store.Seek{After: &pos}
+		}
+	}
 	res, err := s.st.List(ctx, tenantID, kind, opts)
 	if err != nil {
 		return nil, AsError(err)
 	}
+	if hinted && len(res.Resources) > 0 && opts.StartIndex+len(res.Resources) <= res.Total {
+		last := res.Resources[len(res.Resources)-1]
+		key.index = opts.StartIndex + len(res.Resources)
+		s.hints.put(key, store.Position{Created: last.Created, ID: last.ID})
+	}
 	page := &ListPage{TotalResults: res.Total, StartIndex: opts.StartIndex, Resources: make([]*Resource, 0, len(res.Resources))}
-	if opts.Seek != nil {
+	if q.Cursor != nil {
 		page.Cursor = true
 		if page.NextCursor, page.PreviousCursor, err = s.cursors(ctx, tenantID, kind, q, opts.Seek, res); err != nil {
 			return nil, err
@@ -266,6 +304,9 @@ func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKin
 		if err := w.columns(cur); err != nil {
 			return nil, err
 		}
+		if err := s.checkSize(cur); err != nil {
+			return nil, err
+		}
 		if w.password != nil {
 			cur.PasswordHash = hash
 		}
@@ -285,7 +326,7 @@ func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKin
 // derived attributes (members, groups) the projection needs read afterwards.
 func (s *Service) answer(ctx context.Context, written *store.Resource, proj Projection) (*Resource, error) {
 	ro := s.readOpts(written.Kind, proj)
-	if ro.Members || ro.Groups {
+	if (ro.Members && !written.Loaded.Members) || (ro.Groups && !written.Loaded.Groups) {
 		cur, err := s.st.Get(ctx, written.TenantID, written.Kind, written.ID, ro)
 		if err != nil {
 			return nil, s.notFound(written.Kind, written.ID, err)

@@ -146,6 +146,28 @@ type taskPayload struct {
 	Create   map[string]any `json:"create,omitempty"`
 	Messages []taskMessage  `json:"messages,omitempty"`
 	Patch    []taskPatchOp  `json:"patch,omitempty"`
+	// Actor is who queued the entry, for the audit events of a worker's run.
+	Actor *taskActor `json:"actor,omitempty"`
+}
+
+// taskActor is the part of a request's store.Actor that its task's entries keep.
+type taskActor struct {
+	TokenID    string `json:"token_id,omitempty"`
+	ClientAddr string `json:"client_addr,omitempty"`
+	RequestID  string `json:"request_id,omitempty"`
+	Route      string `json:"route,omitempty"`
+	Status     int    `json:"status,omitempty"`
+}
+
+func newTaskActor(a *store.Actor) *taskActor {
+	if a == nil {
+		return nil
+	}
+	return &taskActor{TokenID: a.TokenID, ClientAddr: a.ClientAddr, RequestID: a.RequestID, Route: a.Route, Status: a.Status}
+}
+
+func (a *taskActor) actor(tenantID string) *store.Actor {
+	return &store.Actor{TenantID: tenantID, TokenID: a.TokenID, ClientAddr: a.ClientAddr, RequestID: a.RequestID, Route: a.Route, Status: a.Status}
 }
 
 type taskMessage struct {
@@ -160,12 +182,14 @@ type taskPatchOp struct {
 	Value any    `json:"value,omitempty"`
 }
 
-// entries turns writes into store entries, each create with its user's id.
-func taskEntries(writes []UserWrite) ([]store.TaskEntry, error) {
+// entries turns writes into store entries, each create with its user's id and the
+// actor of the request that queues them.
+func taskEntries(a *store.Actor, writes []UserWrite) ([]store.TaskEntry, error) {
 	out := make([]store.TaskEntry, len(writes))
+	ta := newTaskActor(a)
 	for i, w := range writes {
 		e := store.TaskEntry{Key: w.UserName, GivenName: w.GivenName, FamilyName: w.FamilyName, Op: taskOpPatch}
-		var p taskPayload
+		p := taskPayload{Actor: ta}
 		if w.Create != nil {
 			e.Op, e.ResourceID, p.Create = taskOpCreate, uuid.NewString(), w.Create
 			for _, m := range w.Messages {
@@ -190,7 +214,7 @@ func taskEntries(writes []UserWrite) ([]store.TaskEntry, error) {
 
 // Submit stores a task of writes for the background worker and returns at once.
 func (t *Tasks) Submit(ctx context.Context, tenantID, typ string, writes []UserWrite) (*TaskStatus, error) {
-	entries, err := taskEntries(writes)
+	entries, err := taskEntries(store.ActorFrom(ctx), writes)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +222,7 @@ func (t *Tasks) Submit(ctx context.Context, tenantID, typ string, writes []UserW
 	if err := t.st.CreateTask(ctx, &task, entries, nil); err != nil {
 		return nil, AsError(err)
 	}
+	t.auditRefusedEntries(ctx, entries)
 	return taskStatus(task, entries), nil
 }
 
@@ -206,7 +231,7 @@ func (t *Tasks) Submit(ctx context.Context, tenantID, typ string, writes []UserW
 // releases what it has not run to the background worker and returns the status so
 // far with finished false.
 func (t *Tasks) Run(ctx context.Context, tenantID, typ string, writes []UserWrite) (st *TaskStatus, finished bool, err error) {
-	entries, err := taskEntries(writes)
+	entries, err := taskEntries(store.ActorFrom(ctx), writes)
 	if err != nil {
 		return nil, false, err
 	}
@@ -215,6 +240,7 @@ func (t *Tasks) Run(ctx context.Context, tenantID, typ string, writes []UserWrit
 	if err := t.st.CreateTask(ctx, &task, entries, &claim); err != nil {
 		return nil, false, AsError(err)
 	}
+	t.auditRefusedEntries(ctx, entries)
 	finished = true
 	var out []store.TaskEntry
 	for i, e := range entries {
@@ -336,6 +362,11 @@ func (t *Tasks) runEntry(ctx context.Context, e store.TaskEntry) (out store.Task
 	d := json.NewDecoder(bytes.NewReader(e.Payload))
 	d.UseNumber()
 	err := d.Decode(&p)
+	if err == nil && p.Actor != nil && store.ActorFrom(ctx) == nil {
+		// A worker's run: its changes are recorded as those of the request that
+		// queued the entry.
+		ctx = store.WithActor(ctx, p.Actor.actor(e.TenantID))
+	}
 	if err == nil {
 		switch e.Op {
 		case taskOpCreate:
@@ -358,9 +389,11 @@ func (t *Tasks) runEntry(ctx context.Context, e store.TaskEntry) (out store.Task
 	case KindInternal:
 		t.log.Error("task entry failed", zap.String("task_id", e.TaskID), zap.Int("seq", e.Seq), zap.Error(err))
 		e.Status, e.ErrorCode, e.ErrorMsg = store.TaskFailed, kindCode(KindInternal), "internal error"
+		t.svc.auditEntryRefused(ctx, e, KindInternal)
 		return e, true
 	}
 	e.Status, e.ErrorCode, e.ErrorMsg = store.TaskFailed, kindCode(se.Kind), se.Detail
+	t.svc.auditEntryRefused(ctx, e, se.Kind)
 	return e, true
 }
 
@@ -443,4 +476,14 @@ func codeKind(code string) ErrorKind {
 		}
 	}
 	return KindInternal
+}
+
+// auditRefusedEntries records the entries a task was queued with already failed
+// (refused by the caller), which never run.
+func (t *Tasks) auditRefusedEntries(ctx context.Context, entries []store.TaskEntry) {
+	for _, e := range entries {
+		if e.Status == store.TaskFailed {
+			t.svc.auditEntryRefused(ctx, e, codeKind(e.ErrorCode))
+		}
+	}
 }

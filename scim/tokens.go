@@ -11,7 +11,11 @@ import (
 	"net/mail"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/scimd/scimd/store"
 )
@@ -21,10 +25,12 @@ const (
 	ScopeSCIM   = "scim"
 	ScopeCompat = "compat"
 	ScopeAdmin  = "admin"
+	// ScopeAudit lets a token read its tenant's audit log (GET /admin/v1/audit).
+	ScopeAudit = "audit"
 )
 
 // AllScopes lists every scope, in the order they are printed.
-var AllScopes = []string{ScopeSCIM, ScopeCompat, ScopeAdmin}
+var AllScopes = []string{ScopeSCIM, ScopeCompat, ScopeAdmin, ScopeAudit}
 
 // DefaultTenant is the tenant a fresh install creates.
 const DefaultTenant = "default"
@@ -43,6 +49,8 @@ type Accounts interface {
 	CreateToken(ctx context.Context, t store.Token) (store.Token, error)
 	TokenByHash(ctx context.Context, hash []byte) (store.Token, error)
 	CountTokens(ctx context.Context, tenantID string) (int, error)
+	ListTokens(ctx context.Context, tenantID string) ([]store.Token, error)
+	TouchToken(ctx context.Context, tenantID, id string, at time.Time, every time.Duration) (bool, error)
 	// Get finds the user a token is bound to.
 	Get(ctx context.Context, tenantID string, kind store.Kind, id string, opts store.ReadOptions) (*store.Resource, error)
 }
@@ -67,25 +75,59 @@ func (p Principal) Has(scope string) bool { return slices.Contains(p.Scopes, sco
 // Tokens manages tenants and API tokens. Secrets are random, shown once, and stored
 // only as their SHA-256.
 type Tokens struct {
-	st      Accounts
-	limiter *RateLimiter // nil: no rate limit
+	st       Accounts
+	limiter  *RateLimiter // never nil; its own rate 0 is no server-wide limit
+	failures *RateLimiter // nil: failed authentications are not throttled
+	uses     *tokenUses
+	now      func() time.Time
+	log      *zap.Logger
 }
 
 // TokensOption configures Tokens.
 type TokensOption func(*Tokens)
 
 // WithRateLimiter makes Authenticate charge every request it authenticates to the
-// token's bucket in l; nil means no limit.
+// token's bucket in l, at l's rate unless the token's tenant sets its own
+// (TenantSettings.RateLimit); nil means no server-wide limit.
 func WithRateLimiter(l *RateLimiter) TokensOption {
 	return func(t *Tokens) { t.limiter = l }
 }
 
+// WithAuthFailLimiter makes Authenticate charge every failed authentication (an
+// unknown, revoked or expired token) to the bucket in l of the client address in
+// the context (WithClientAddr). While an address's bucket is empty, a token from it
+// that this process has not accepted before is answered KindTooManyRequests without
+// being looked up, so guessing gets no faster than l's rate; a token it has
+// accepted is still checked, so a working client is not locked out by a guesser
+// sharing its address. nil means no throttle.
+func WithAuthFailLimiter(l *RateLimiter) TokensOption {
+	return func(t *Tokens) { t.failures = l }
+}
+
+// WithClock sets the clock token expiry and last use are read with; nil means
+// time.Now.
+func WithClock(now func() time.Time) TokensOption {
+	return func(t *Tokens) { t.now = now }
+}
+
+// WithLogger sets the logger of background work (recording last use).
+func WithLogger(log *zap.Logger) TokensOption {
+	return func(t *Tokens) { t.log = log.Named("tokens") }
+}
+
 // NewTokens returns the tenant and token use cases over st.
 func NewTokens(st Accounts, opts ...TokensOption) *Tokens {
-	t := &Tokens{st: st}
+	t := &Tokens{st: st, log: zap.NewNop()}
 	for _, o := range opts {
 		o(t)
 	}
+	if t.limiter == nil {
+		t.limiter = newRateLimiter(0, 0, 0, nil)
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	t.uses = newTokenUses(DefaultRateLimitTokens)
 	return t
 }
 
@@ -176,6 +218,9 @@ type TokenOptions struct {
 	// Key32 makes the random secret a 32-character key, the form some vendor APIs
 	// expect, instead of the default scimd_… token.
 	Key32 bool
+	// ExpiresAt, when not zero, is when the token stops working; it must be in
+	// the future.
+	ExpiresAt time.Time
 }
 
 // IssueToken creates a token for the named tenant. With secret empty a random one is
@@ -191,6 +236,14 @@ func (t *Tokens) Issue(ctx context.Context, tenant string, o TokenOptions) (stri
 	profile, err := ParseProfile(o.Profile)
 	if err != nil {
 		return "", err
+	}
+	var expires *time.Time
+	if !o.ExpiresAt.IsZero() {
+		if !o.ExpiresAt.After(t.now()) {
+			return "", errorf(KindInvalidValue, "the expiry %s is not in the future", o.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		at := o.ExpiresAt.UTC()
+		expires = &at
 	}
 	tn, err := t.st.TenantByName(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
@@ -222,7 +275,7 @@ func (t *Tokens) Issue(ctx context.Context, tenant string, o TokenOptions) (stri
 		userID = u.ID
 	}
 	h := sha256.Sum256([]byte(secret))
-	if _, err := t.st.CreateToken(ctx, store.Token{TenantID: tn.ID, Hash: h[:], Scopes: o.Scopes, UserID: userID, Profile: profile, Sandbox: o.Sandbox}); err != nil {
+	if _, err := t.st.CreateToken(ctx, store.Token{TenantID: tn.ID, Hash: h[:], Scopes: o.Scopes, UserID: userID, Profile: profile, Sandbox: o.Sandbox, ExpiresAt: expires}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return "", &Error{Kind: KindUniqueness, Detail: "this token exists already", Err: err}
 		}
@@ -232,35 +285,103 @@ func (t *Tokens) Issue(ctx context.Context, tenant string, o TokenOptions) (stri
 }
 
 // Authenticate finds the token whose secret this is, for a request made with it:
-// with a rate limiter (WithRateLimiter), the request is charged to the token and a
-// token over its limit is a KindTooManyRequests error. Every route authenticates
-// through here, so the limit holds across the SCIM API and every compat family.
+// the request is charged to the token's rate limit (WithRateLimiter, or its
+// tenant's own), and a token over it is a KindTooManyRequests error. Every route
+// authenticates through here, so the limit holds across the SCIM API and every
+// compat family. A failed authentication is charged to the client address
+// (WithAuthFailLimiter), and an address over that limit is refused before its
+// token is looked up.
 func (t *Tokens) Authenticate(ctx context.Context, secret string) (Principal, error) {
-	p, err := t.Verify(ctx, secret)
+	if secret == "" {
+		return Principal{}, errMissingCredentials()
+	}
+	h := sha256.Sum256([]byte(secret))
+	addr := ClientAddr(ctx)
+	throttled := t.failures != nil && addr != ""
+	if throttled && !t.uses.known(h) {
+		if wait := t.failures.Wait(addr); wait > 0 {
+			return Principal{}, &Error{Kind: KindTooManyRequests, RetryAfter: wait,
+				Detail: "too many failed authentications from this address; retry after " + RetryAfterSeconds(wait) + " s"}
+		}
+	}
+	tok, err := t.lookup(ctx, h)
 	if err != nil {
+		if throttled && AsError(err).Kind == KindUnauthorized {
+			_ = t.failures.Allow(addr) // an empty bucket refuses the next attempt
+		}
 		return Principal{}, err
 	}
-	if err := t.limiter.Allow(p.TokenID); err != nil {
+	rate, burst := t.rateOf(tok.TenantSettings)
+	if err := t.limiter.AllowRate(tok.ID, rate, burst); err != nil {
 		return Principal{}, err
 	}
-	return p, nil
+	return principalOf(tok), nil
+}
+
+// rateOf returns the rate limit of a tenant's tokens: the tenant's own rate and
+// burst where set, the server's otherwise; a rate of 0 is no limit.
+func (t *Tokens) rateOf(s TenantSettings) (float64, int) {
+	switch {
+	case s.NoRateLimit:
+		return 0, 0
+	case s.RateLimit > 0:
+		return s.RateLimit, s.RateBurst // a burst of 0 follows the tenant's rate
+	case s.RateBurst > 0:
+		return t.limiter.rate, s.RateBurst
+	}
+	return t.limiter.rate, int(t.limiter.burst)
 }
 
 // Verify finds the token whose secret this is without charging it a request: for
 // checking a token presented by someone else (the admin family's verify route).
 func (t *Tokens) Verify(ctx context.Context, secret string) (Principal, error) {
 	if secret == "" {
-		return Principal{}, errorf(KindUnauthorized, "missing credentials: send Authorization: Bearer <token>")
+		return Principal{}, errMissingCredentials()
 	}
-	h := sha256.Sum256([]byte(secret))
+	tok, err := t.lookup(ctx, sha256.Sum256([]byte(secret)))
+	if err != nil {
+		return Principal{}, err
+	}
+	return principalOf(tok), nil
+}
+
+func errMissingCredentials() error {
+	return errorf(KindUnauthorized, "missing credentials: send Authorization: Bearer <token>")
+}
+
+// ErrTokenExpired is in the chain of the KindUnauthorized error for an expired
+// token, for the routes that word their own 401s.
+var ErrTokenExpired = errors.New("the token has expired")
+
+// lookup reads the token whose secret hashes to h and checks that it is neither
+// revoked nor expired; an accepted token's use is recorded (coarsely, see
+// LastUseInterval).
+func (t *Tokens) lookup(ctx context.Context, h [32]byte) (store.Token, error) {
 	tok, err := t.st.TokenByHash(ctx, h[:])
+	if err == nil && subtle.ConstantTimeCompare(tok.Hash, h[:]) == 1 {
+		// A recognised token names the caller of the request's audit events, even
+		// when it is refused (revoked, expired, over its rate) below.
+		store.ActorFrom(ctx).Recognise(tok.TenantID, tok.ID)
+	}
 	if errors.Is(err, store.ErrNotFound) || err == nil && (tok.RevokedAt != nil || subtle.ConstantTimeCompare(tok.Hash, h[:]) != 1) {
-		return Principal{}, errorf(KindUnauthorized, "the token is not valid")
+		t.uses.forget(h)
+		return store.Token{}, errorf(KindUnauthorized, "the token is not valid")
 	}
 	if err != nil {
-		return Principal{}, AsError(err)
+		return store.Token{}, AsError(err)
 	}
-	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes, UserID: tok.UserID, Profile: tok.Profile, Sandbox: tok.Sandbox}, nil
+	now := t.now()
+	if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
+		t.uses.forget(h)
+		return store.Token{}, &Error{Kind: KindUnauthorized, Err: ErrTokenExpired,
+			Detail: "the token expired at " + tok.ExpiresAt.UTC().Format(time.RFC3339) + "; ask for a new one (scimd token create)"}
+	}
+	t.noteUse(ctx, tok, h, now)
+	return tok, nil
+}
+
+func principalOf(tok store.Token) Principal {
+	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes, UserID: tok.UserID, Profile: tok.Profile, Sandbox: tok.Sandbox}
 }
 
 // Bootstrap prepares a fresh install. With secret set, the default tenant is created
@@ -297,7 +418,10 @@ var Families = []string{"partner", "admin", "platform", "superuser", "onboarding
 // SetTenant applies settings given as key=value pairs to the named tenant:
 // free_access=true|false, sign_in=configured|none, onboarding_api_user=configured|none,
 // family.<name>=enabled|disabled, result_url_hosts=host[,host…] (empty clears the list),
-// mail_from=address (the From of the tenant's messages; empty uses the server's).
+// mail_from=address (the From of the tenant's messages; empty uses the server's),
+// rate_limit=R|unlimited|default (requests a second per token of the tenant, in
+// place of the server's --rate-limit) and rate_burst=B|default (in place of
+// --rate-burst).
 func (t *Tokens) SetTenant(ctx context.Context, tenant string, pairs []string) (TenantSettings, error) {
 	tn, err := t.st.TenantByName(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
@@ -309,7 +433,7 @@ func (t *Tokens) SetTenant(ctx context.Context, tenant string, pairs []string) (
 	set := tn.Settings
 	for _, p := range pairs {
 		k, v, ok := strings.Cut(p, "=")
-		bad := errorf(KindInvalidValue, "setting %q: want key=value with free_access=true|false, sign_in=configured|none, onboarding_api_user=configured|none, family.<%s>=enabled|disabled, result_url_hosts=host,… or mail_from=address", p, strings.Join(Families, "|"))
+		bad := errorf(KindInvalidValue, "setting %q: want key=value with free_access=true|false, sign_in=configured|none, onboarding_api_user=configured|none, family.<%s>=enabled|disabled, result_url_hosts=host,…, mail_from=address, rate_limit=R|unlimited|default or rate_burst=B|default", p, strings.Join(Families, "|"))
 		if !ok {
 			return TenantSettings{}, bad
 		}
@@ -334,6 +458,18 @@ func (t *Tokens) SetTenant(ctx context.Context, tenant string, pairs []string) (
 				}
 			}
 			set.MailFrom = v
+		case k == "rate_limit":
+			r, unlimited, err := parseTenantRate(v)
+			if err != nil {
+				return TenantSettings{}, err
+			}
+			set.RateLimit, set.NoRateLimit = r, unlimited
+		case k == "rate_burst":
+			b, err := parseTenantBurst(v)
+			if err != nil {
+				return TenantSettings{}, err
+			}
+			set.RateBurst = b
 		case strings.HasPrefix(k, "family.") && slices.Contains(Families, strings.TrimPrefix(k, "family.")) && (v == "enabled" || v == "disabled"):
 			f := strings.TrimPrefix(k, "family.")
 			set.DisabledFamilies = slices.DeleteFunc(set.DisabledFamilies, func(x string) bool { return x == f })
@@ -348,6 +484,78 @@ func (t *Tokens) SetTenant(ctx context.Context, tenant string, pairs []string) (
 		return TenantSettings{}, AsError(err)
 	}
 	return set, nil
+}
+
+// maxTenantRate bounds a tenant's rate limit; anything faster is no limit at all.
+const maxTenantRate = 1e6
+
+// parseTenantRate reads rate_limit: requests a second (0 or "default": the
+// server's), or "unlimited".
+func parseTenantRate(v string) (rate float64, unlimited bool, err error) {
+	switch v {
+	case "default":
+		return 0, false, nil
+	case "unlimited":
+		return 0, true, nil
+	}
+	r, perr := strconv.ParseFloat(v, 64)
+	if perr != nil || !(r >= 0 && r <= maxTenantRate) {
+		return 0, false, errorf(KindInvalidValue, "rate_limit %q: want requests per second from 0 to %g (fractions allowed; 0 or default: the server's --rate-limit), or unlimited", v, float64(maxTenantRate))
+	}
+	return r, false, nil
+}
+
+// parseTenantBurst reads rate_burst: requests at once (0 or "default": the server's
+// --rate-burst, or the tenant's rate_limit rounded up when it has one).
+func parseTenantBurst(v string) (int, error) {
+	if v == "default" {
+		return 0, nil
+	}
+	b, err := strconv.Atoi(v)
+	if err != nil || b < 0 || b > maxTenantRate {
+		return 0, errorf(KindInvalidValue, "rate_burst %q: want a whole number of requests from 0 to %d (0 or default: the server's --rate-burst)", v, int(maxTenantRate))
+	}
+	return b, nil
+}
+
+// TenantToken is a token as listed for an operator: never its secret or hash.
+type TenantToken struct {
+	Tenant string
+	store.Token
+}
+
+// ListTokens lists the tokens of the named tenant, or of every tenant when tenant
+// is "", with their scopes, expiry, last use and revocation.
+func (t *Tokens) ListTokens(ctx context.Context, tenant string) ([]TenantToken, error) {
+	var tenants []Tenant
+	if tenant == "" {
+		ts, err := t.st.ListTenants(ctx)
+		if err != nil {
+			return nil, AsError(err)
+		}
+		tenants = ts
+	} else {
+		tn, err := t.st.TenantByName(ctx, tenant)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenant), Err: err}
+		}
+		if err != nil {
+			return nil, AsError(err)
+		}
+		tenants = []Tenant{tn}
+	}
+	var out []TenantToken
+	for _, tn := range tenants {
+		toks, err := t.st.ListTokens(ctx, tn.ID)
+		if err != nil {
+			return nil, AsError(err)
+		}
+		for _, tok := range toks {
+			tok.Hash = nil
+			out = append(out, TenantToken{Tenant: tn.Name, Token: tok})
+		}
+	}
+	return out, nil
 }
 
 // Tenant returns the tenant with this id, with its settings.

@@ -33,6 +33,9 @@ func (q *Quirks) value(a *schemas.Attribute, v any, at string) (any, error) {
 		default:
 			return nil, errorf(KindInvalidValue, "%s must be an array", at)
 		}
+		if limit := multiValueLimit(a); len(items) > limit {
+			return nil, errorf(KindInvalidValue, "%s has %d values; the limit is %d", at, len(items), limit)
+		}
 		out := make([]any, 0, len(items))
 		for i, it := range items {
 			x, err := q.single(a, it, at+"["+strconv.Itoa(i)+"]")
@@ -115,14 +118,17 @@ func (q *Quirks) single(a *schemas.Attribute, v any, at string) (any, error) {
 		if !ok {
 			return nil, errorf(KindInvalidValue, "%s must be a string", at)
 		}
-		if len(s) > maxStringLen {
-			return nil, errorf(KindInvalidValue, "%s is longer than %d bytes", at, maxStringLen)
+		if limit := valueLimit(a, at); len(s) > limit {
+			return nil, errorf(KindInvalidValue, "%s is %d bytes long; the limit is %d bytes", at, len(s), limit)
 		}
 		return s, nil
 	case schemas.Binary:
 		s, ok := v.(string)
 		if !ok {
 			return nil, errorf(KindInvalidValue, "%s must be a base64 string", at)
+		}
+		if len(s) > MaxValueBytes {
+			return nil, errorf(KindInvalidValue, "%s is %d bytes long; the limit is %d bytes", at, len(s), MaxValueBytes)
 		}
 		if _, err := base64.StdEncoding.DecodeString(s); err != nil {
 			return nil, errorf(KindInvalidValue, "%s is not valid base64", at)
@@ -184,6 +190,20 @@ func number(v any) (float64, bool) {
 	return 0, false
 }
 
-// maxStringLen bounds one string value, so that no single attribute can carry a
-// body-sized payload into an index.
-const maxStringLen = 64 << 10
+// valueLimit is the longest string a value of a may be: MaxIndexedValueBytes for
+// the top-level userName, externalId and displayName (at is then the attribute's
+// own name), MaxValueBytes for every other.
+func valueLimit(a *schemas.Attribute, at string) int {
+	if at == a.Name && (a.Name == "userName" || a.Name == "externalId" || a.Name == "displayName") {
+		return MaxIndexedValueBytes
+	}
+	return MaxValueBytes
+}
+
+// multiValueLimit is how many values the multi-valued attribute a may have.
+func multiValueLimit(a *schemas.Attribute) int {
+	if a.Name == "members" {
+		return MaxMembersPerRequest
+	}
+	return MaxMultiValues
+}

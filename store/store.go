@@ -92,6 +92,11 @@ type TenantSettings struct {
 	MailFrom string `json:"mail_from,omitempty"`
 	// Templates overrides the built-in message templates, by message kind.
 	Templates map[string]MessageTemplate `json:"templates,omitempty"`
+	// RateLimit and RateBurst, when above 0, replace the server's --rate-limit and
+	// --rate-burst for the tenant's tokens; NoRateLimit exempts them from any limit.
+	RateLimit   float64 `json:"rate_limit,omitempty"`
+	RateBurst   int     `json:"rate_burst,omitempty"`
+	NoRateLimit bool    `json:"no_rate_limit,omitempty"`
 }
 
 // MessageTemplate is a tenant's override of one message kind's templates: Subject
@@ -120,6 +125,14 @@ type Token struct {
 	// Sandbox marks a token that may not change production data through the
 	// compatibility routes.
 	Sandbox bool
+	// ExpiresAt, when set, is when the token stops working.
+	ExpiresAt *time.Time
+	// LastUsedAt is the last use recorded with TouchToken, which keeps it only
+	// to within an interval; nil when none was.
+	LastUsedAt *time.Time
+	// TenantSettings are the settings of the token's tenant, read by TokenByHash
+	// in the same query as the token (zero elsewhere).
+	TenantSettings TenantSettings
 }
 
 // Resource is one stored SCIM resource. Doc holds the resource's attributes as JSON
@@ -146,6 +159,9 @@ type Resource struct {
 	Outbox []Message
 	// Groups a User belongs to, filled when ReadOptions.Groups is set.
 	Groups []GroupRef
+	// Loaded says which derived data the store filled: a user read for an update
+	// comes with its groups, so the answer needs no second read.
+	Loaded ReadOptions
 }
 
 // Member is one membership of a group (RFC 7643 §4.2 "members").
@@ -398,6 +414,13 @@ type Store interface {
 	CreateToken(ctx context.Context, t Token) (Token, error)
 	TokenByHash(ctx context.Context, hash []byte) (Token, error)
 	CountTokens(ctx context.Context, tenantID string) (int, error)
+	// ListTokens returns the tenant's tokens, revoked and expired ones included,
+	// oldest first, without their hashes.
+	ListTokens(ctx context.Context, tenantID string) ([]Token, error)
+	// TouchToken records at as the last use of the tenant's token id unless the
+	// recorded one is less than every before at, and reports whether it wrote: a
+	// conditional write, so replicas together write at most once per interval.
+	TouchToken(ctx context.Context, tenantID, id string, at time.Time, every time.Duration) (bool, error)
 	// RevokeUserTokens revokes every token bound to a user; it is effective at once.
 	RevokeUserTokens(ctx context.Context, tenantID, userID string) error
 
@@ -428,6 +451,7 @@ type Store interface {
 	Delete(ctx context.Context, tenantID string, kind Kind, id string, ifVersion int64) error
 
 	TaskStore
+	AuditStore
 }
 
 // TaskStore keeps background tasks and their entries.

@@ -50,6 +50,11 @@ func (b *bench) all(ctx context.Context) error {
 			return err
 		}
 	}
+	b.ids = make([]string, b.cfg.preload+b.cfg.users)
+	b.rawIDs = make([]string, b.cfg.preload+b.cfg.users)
+	if err := b.preload(ctx); err != nil {
+		return err
+	}
 	b.create(ctx)
 	if len(b.ok) == 0 {
 		return fmt.Errorf("no user could be created; see the first error above")
@@ -69,10 +74,10 @@ func (b *bench) all(ctx context.Context) error {
 }
 
 func (b *bench) create(ctx context.Context) {
-	n := b.cfg.users
+	n, pre := b.cfg.users, b.cfg.preload
 	l := load{Workers: b.cfg.concurrency, MaxOps: n, MaxTime: b.cfg.createTimeout}
-	b.ids = make([]string, n)
 	b.add(run(ctx, "create user", "scimd", l, func(ctx context.Context, _, i int, _ *rand.Rand) error {
+		i += pre
 		var r resource
 		if err := b.c.expect(ctx, 201, "POST", "/Users", nil, userDoc(b.runID, i), &r); err != nil {
 			return err
@@ -87,8 +92,8 @@ func (b *bench) create(ctx context.Context) {
 	if b.raw == nil {
 		return
 	}
-	b.rawIDs = make([]string, n)
 	b.add(run(ctx, "create user", "database", l, func(ctx context.Context, _, i int, _ *rand.Rand) error {
+		i += pre
 		id := uuid.NewString()
 		if err := b.raw.insertUser(ctx, b.runID, i, id); err != nil {
 			return err
@@ -394,7 +399,7 @@ type machine struct {
 func (b *bench) jsonReport(m machine, comps []compare) ([]byte, error) {
 	return json.MarshalIndent(report{
 		Date: time.Now().UTC().Format(time.RFC3339), Machine: m, BaseURL: b.c.base, Database: b.cfg.dbKind,
-		Users: b.cfg.users, Concurrency: b.cfg.concurrency, Duration: b.cfg.duration.String(), ServerRSS: b.maxRSS,
+		Users: b.cfg.preload + b.cfg.users, Concurrency: b.cfg.concurrency, Duration: b.cfg.duration.String(), ServerRSS: b.maxRSS,
 		Results: b.results, Comparisons: comps,
 	}, "", "  ")
 }

@@ -114,7 +114,7 @@ func printTable(w io.Writer, b *bench, m machine, comps []compare) {
 		db = "no baseline"
 	}
 	fmt.Fprintf(w, "\nscimbench %s, %s; %d users, concurrency %d, %s per timed scenario; %d CPUs, %s/%s, %s\n\n",
-		time.Now().UTC().Format("2006-01-02"), db, b.cfg.users, b.cfg.concurrency, b.cfg.duration, m.CPUs, m.OS, m.Arch, m.Go)
+		time.Now().UTC().Format("2006-01-02"), db, b.cfg.preload+b.cfg.users, b.cfg.concurrency, b.cfg.duration, m.CPUs, m.OS, m.Arch, m.Go)
 	fmt.Fprintln(w, "| Scenario | ops | errors | scimd req/s | p50 ms | p95 ms | p99 ms | database req/s | db p50 ms | ratio | target | met |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
 	for _, c := range comps {

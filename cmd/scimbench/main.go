@@ -22,7 +22,7 @@ import (
 // config is scimbench's settings, from flags.
 type config struct {
 	url, token, database, scimd, pgAdmin, logPath, jsonPath string
-	users, concurrency, maxOps, memberOps, deletes          int
+	users, preload, concurrency, maxOps, memberOps, deletes int
 	groupSizes                                              []int
 	duration, createTimeout, requestTimeout                 time.Duration
 	keep                                                    bool
@@ -55,6 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.logPath, "server-log", "scimd-bench.log", "with -scimd: file for the server's log")
 	fs.StringVar(&c.jsonPath, "json", "", "write the results as JSON to this file")
 	fs.IntVar(&c.users, "users", 10000, "users to create (and as many in the baseline)")
+	fs.IntVar(&c.preload, "preload", 0, "users to load untimed before the timed scenarios, through scimd's store in process (and as many in the baseline)")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "concurrent clients")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "time bound of each timed scenario")
 	fs.IntVar(&c.maxOps, "max-ops", 200000, "count bound of each timed scenario")
@@ -86,7 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.scimd == "" && c.token == "" {
 		errs = append(errs, errors.New("-token (or SCIMBENCH_TOKEN) is required with -url"))
 	}
-	if c.users < 1 || c.concurrency < 1 || c.maxOps < 1 || c.memberOps < 1 || c.deletes < 0 || c.duration <= 0 {
+	if c.users < 1 || c.concurrency < 1 || c.maxOps < 1 || c.memberOps < 1 || c.deletes < 0 || c.duration <= 0 || c.preload < 0 {
 		errs = append(errs, errors.New("-users, -concurrency, -max-ops, -member-ops and -duration must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -137,8 +138,8 @@ func run1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer b.raw.close()
 	}
 	m := machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()}
-	fmt.Fprintf(stderr, "scimbench %s: %d users, concurrency %d, %s per timed scenario, %d CPUs\n",
-		c.url, c.users, c.concurrency, c.duration, m.CPUs)
+	fmt.Fprintf(stderr, "scimbench %s: %d users (%d preloaded), concurrency %d, %s per timed scenario, %d CPUs\n",
+		c.url, c.preload+c.users, c.preload, c.concurrency, c.duration, m.CPUs)
 	if err := b.all(ctx); err != nil {
 		return err
 	}

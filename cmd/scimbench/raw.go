@@ -132,10 +132,14 @@ func rawDoc(runID string, i int, id string, active bool) string {
 }
 
 func (r *rawDB) insertUser(ctx context.Context, runID string, i int, id string) error {
+	return r.insertUserWith(ctx, r.insUser, runID, i, id)
+}
+
+func (r *rawDB) insertUserWith(ctx context.Context, ins *sql.Stmt, runID string, i int, id string) error {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	name := userName(runID, i)
 	display := fmt.Sprintf("Given%d Family%d", i, i)
-	_, err := r.insUser.ExecContext(ctx, r.tenant, id, fmt.Sprintf("00u%s%07d", runID, i), name, strings.ToLower(name),
+	_, err := ins.ExecContext(ctx, r.tenant, id, fmt.Sprintf("00u%s%07d", runID, i), name, strings.ToLower(name),
 		display, strings.ToLower(display), true, rawDoc(runID, i, id, true), now, now)
 	return err
 }

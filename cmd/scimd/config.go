@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/scimhttp"
@@ -44,6 +45,16 @@ type Config struct {
 	// RateBurst how many it may send at once (0: RateLimit rounded up, at least 1).
 	RateLimit float64
 	RateBurst int
+	// AuditRetention is how long audit events are kept ("90d", "2160h"; "0" keeps
+	// them forever); see auditRetention.
+	AuditRetention string
+	// AuthFailLimit is how many failed authentications a second one client address
+	// may make on average (0: no throttle); AuthFailBurst how many at once.
+	AuthFailLimit float64
+	AuthFailBurst int
+	// DrainDelay is how long serve keeps serving after SIGTERM with /readyz
+	// answering 503, before it closes the listener.
+	DrainDelay time.Duration
 }
 
 // envOr returns the environment variable key, or def when it is unset.
@@ -68,6 +79,16 @@ func envFloat(key string, def float64) float64 {
 	if v, ok := os.LookupEnv(key); ok {
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
 			return f
+		}
+		return -1 // reported by Validate
+	}
+	return def
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(key); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
 		}
 		return -1 // reported by Validate
 	}
@@ -100,6 +121,14 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 		"requests per second each API token may make on average; more is 429 with Retry-After; 0 turns the limit off (env SCIMD_RATE_LIMIT)")
 	fs.IntVar(&c.RateBurst, "rate-burst", int(envInt("SCIMD_RATE_BURST", 0)),
 		"requests a token may make at once before --rate-limit applies; 0 means --rate-limit rounded up (env SCIMD_RATE_BURST)")
+	fs.Float64Var(&c.AuthFailLimit, "auth-fail-limit", envFloat("SCIMD_AUTH_FAIL_LIMIT", 1),
+		"failed authentications per second one client address may make on average; beyond it new tokens from the address are 429 with Retry-After without being checked; 0 turns the throttle off (env SCIMD_AUTH_FAIL_LIMIT)")
+	fs.IntVar(&c.AuthFailBurst, "auth-fail-burst", int(envInt("SCIMD_AUTH_FAIL_BURST", 20)),
+		"failed authentications one client address may make at once before --auth-fail-limit applies; 0 means --auth-fail-limit rounded up (env SCIMD_AUTH_FAIL_BURST)")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", envDuration("SCIMD_DRAIN_DELAY", 0),
+		"after SIGTERM, how long to keep serving while /readyz answers 503, so a load balancer stops sending requests before the listener closes, e.g. 5s (env SCIMD_DRAIN_DELAY)")
+	fs.StringVar(&c.AuditRetention, "audit-retention", envOr("SCIMD_AUDIT_RETENTION", defaultAuditRetention),
+		"how long audit events are kept, in days (90d) or as a duration (2160h); older ones are deleted hourly; 0 keeps them forever (env SCIMD_AUDIT_RETENTION)")
 	c.BootstrapToken = os.Getenv("SCIMD_BOOTSTRAP_TOKEN")
 	mailFlags(fs, c)
 }
@@ -146,8 +175,20 @@ func (c *Config) Validate(serving bool) error {
 		if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
 			errs = append(errs, fmt.Errorf("--rate-limit must be a number of requests per second, 0 or more (0: no limit)"))
 		}
+		if c.DrainDelay < 0 || c.DrainDelay > 5*time.Minute {
+			errs = append(errs, fmt.Errorf("--drain-delay must be a duration from 0 to 5m, e.g. 5s"))
+		}
 		if c.RateBurst < 0 {
 			errs = append(errs, fmt.Errorf("--rate-burst must be an integer, 0 or more (0: --rate-limit rounded up)"))
+		}
+		if c.AuthFailLimit < 0 || math.IsNaN(c.AuthFailLimit) || math.IsInf(c.AuthFailLimit, 0) {
+			errs = append(errs, fmt.Errorf("--auth-fail-limit must be a number of failed authentications per second, 0 or more (0: no throttle)"))
+		}
+		if c.AuthFailBurst < 0 {
+			errs = append(errs, fmt.Errorf("--auth-fail-burst must be an integer, 0 or more (0: --auth-fail-limit rounded up)"))
+		}
+		if _, err := c.auditRetention(); err != nil {
+			errs = append(errs, err)
 		}
 		errs = append(errs, c.validateMail()...)
 		if c.BootstrapToken != "" && len(c.BootstrapToken) < scim.MinSecretLength {

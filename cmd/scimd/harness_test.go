@@ -56,6 +56,7 @@ func newEnv(t *testing.T, b storetest.Backend, o scimhttp.Options, tune ...func(
 	}
 	svc := scim.NewService(st, log, scim.WithLimits(limits))
 	tokens := scim.NewTokens(st)
+	t.Cleanup(tokens.Flush) // after the server closes, before the store does
 	secret, err := tokens.Bootstrap(context.Background(), "")
 	if err != nil || secret == "" {
 		t.Fatalf("bootstrap: %q %v", secret, err)

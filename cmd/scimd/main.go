@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,7 +34,7 @@ Usage:
   scimd tenant create NAME [--scope S]         add a tenant; prints its first token alone on stdout
   scimd tenant list [flags]                    list tenants
   scimd tenant report NAME [flags]             how often each token needed each client quirk
-  scimd tenant set NAME key=value…             change settings the compatibility routes consult
+  scimd tenant set NAME key=value…             change settings: compatibility routes, rate limit
   scimd tenant template NAME KIND              override a message kind's templates for the tenant
         [--subject S] [--text FILE]            (set_password, invitation, verify_email);
         [--html FILE] [--reset]                checked before saving; --reset restores the built-in
@@ -40,8 +42,12 @@ Usage:
         [--user USER_ID]                       bind it to a user of the tenant, for /scim/v2/Me
         [--profile P]                          client profile: lenient (default), strict, okta, entra
         [--sandbox] [--format token|key32]     a sandbox token; a 32-character key
+        [--expires-in 90d | --expires-at T]    when it stops working (default: never)
+  scimd token list [--tenant NAME]             list tokens: scopes, expiry, last use; never secrets
   scimd outbox list --tenant NAME [--failed]   list a tenant's messages and their delivery state
   scimd outbox retry ID                        send a failed message again
+  scimd audit --tenant NAME --since T          print a tenant's audit log (changes and refusals)
+        [--until T] [--limit N] [--format F]   table (default) or json, one event per line
   scimd version                                print the version
 
 Run "scimd COMMAND -h" for a command's flags.
@@ -65,11 +71,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "migrate":
 		return migrate(ctx, args[1:], stderr)
 	case "tenant":
-		return tenantCmd(ctx, args[1:], stdout, stderr)
+		return tenantCmd(cliContext(ctx), args[1:], stdout, stderr)
 	case "token":
-		return tokenCmd(ctx, args[1:], stdout, stderr)
+		return tokenCmd(cliContext(ctx), args[1:], stdout, stderr)
 	case "outbox":
 		return outboxCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "scimd", version)
 		return nil
@@ -160,7 +168,7 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	rest := args[1:]
 	var name, scopes string
 	if args[0] == "create" {
-		fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "scopes of the tenant's first token: scim, compat, admin (comma-separated)")
+		fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "scopes of the tenant's first token: scim, compat, admin, audit (comma-separated)")
 	}
 	if args[0] == "create" || args[0] == "report" || args[0] == "set" {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
@@ -233,16 +241,21 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "list" {
+		return tokenList(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: scimd token create --tenant NAME --scope scim[,compat,admin] [--user USER_ID] [--profile P]")
+		return errors.New("usage: scimd token create --tenant NAME --scope scim[,compat,admin] [--user USER_ID] [--profile P] [--expires-in 90d] | token list [--tenant NAME]")
 	}
 	var c Config
-	var tenant, scopes, userID, profile, format string
+	var tenant, scopes, userID, profile, format, expiresIn, expiresAt string
 	var sandbox bool
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	fs.StringVar(&expiresIn, "expires-in", "", "the token stops working after this long, e.g. 90d, 36h or 30m (default: never)")
+	fs.StringVar(&expiresAt, "expires-at", "", "the token stops working at this RFC 3339 time, e.g. 2030-01-31T00:00:00Z (default: never)")
 	databaseFlags(fs, &c)
 	fs.StringVar(&tenant, "tenant", "", "tenant the token acts for (required)")
-	fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "comma-separated scopes: scim, compat, admin")
+	fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "comma-separated scopes: scim, compat, admin, audit")
 	fs.StringVar(&userID, "user", "", "id of a user of the tenant whom /scim/v2/Me stands for (optional)")
 	fs.BoolVar(&sandbox, "sandbox", false, "a sandbox token: the compatibility routes refuse it for changes")
 	fs.StringVar(&format, "format", "token", "token (scimd_…, the default) or key32 (a 32-character key)")
@@ -265,12 +278,98 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	secret, err := scim.NewTokens(st).Issue(ctx, tenant, scim.TokenOptions{Scopes: sc, UserID: userID, Profile: profile, Sandbox: sandbox, Key32: format == "key32"})
+	expires, err := parseExpiry(expiresIn, expiresAt, time.Now())
+	if err != nil {
+		return err
+	}
+	secret, err := scim.NewTokens(st).Issue(ctx, tenant, scim.TokenOptions{Scopes: sc, UserID: userID, Profile: profile, Sandbox: sandbox, Key32: format == "key32", ExpiresAt: expires})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, secret)
 	return nil
+}
+
+// maxExpiresInDays bounds --expires-in; a longer life is no expiry at all.
+const maxExpiresInDays = 36500
+
+// parseExpiry reads --expires-in (a Go duration, or whole days as 90d) or
+// --expires-at (RFC 3339) into the time a token stops working, zero for never.
+func parseExpiry(in, at string, now time.Time) (time.Time, error) {
+	switch {
+	case in != "" && at != "":
+		return time.Time{}, errors.New("use --expires-in or --expires-at, not both")
+	case at != "":
+		t, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("--expires-at %q: want an RFC 3339 time such as 2030-01-31T00:00:00Z", at)
+		}
+		return t, nil
+	case in != "":
+		var d time.Duration
+		if days, ok := strings.CutSuffix(in, "d"); ok {
+			n, err := strconv.Atoi(days)
+			if err != nil || n < 1 || n > maxExpiresInDays {
+				return time.Time{}, fmt.Errorf("--expires-in %q: want whole days from 1d to %dd, or a duration such as 36h or 30m", in, maxExpiresInDays)
+			}
+			d = time.Duration(n) * 24 * time.Hour
+		} else {
+			var err error
+			if d, err = time.ParseDuration(in); err != nil || d <= 0 {
+				return time.Time{}, fmt.Errorf("--expires-in %q: want a positive duration such as 90d, 36h or 30m", in)
+			}
+		}
+		return now.Add(d), nil
+	}
+	return time.Time{}, nil
+}
+
+// tokenList prints the tokens of a tenant, or of every tenant: never a secret or
+// hash, only what an operator needs to decide which to keep.
+func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c Config
+	var tenant string
+	fs := flag.NewFlagSet("token list", flag.ContinueOnError)
+	databaseFlags(fs, &c)
+	fs.StringVar(&tenant, "tenant", "", "list only this tenant's tokens (default: every tenant's)")
+	st, _, err := setup(ctx, fs, &c, args, false, stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if len(fs.Args()) > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	toks, err := scim.NewTokens(st).ListTokens(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	when := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	orDash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTENANT\tSCOPES\tPROFILE\tUSER\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+	for _, t := range toks {
+		profile := t.Profile
+		if profile == "" {
+			profile = scim.ProfileLenient
+		}
+		if t.Sandbox {
+			profile += ",sandbox"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Tenant, orDash(strings.Join(t.Scopes, ",")), profile,
+			orDash(t.UserID), when(&t.Created), when(t.ExpiresAt), when(t.LastUsedAt), when(t.RevokedAt))
+	}
+	return tw.Flush()
 }
 
 // tenantReport prints how often each token of a tenant needed each client quirk, so

@@ -19,8 +19,10 @@ import (
 
 	"github.com/scimd/scimd/compat"
 	"github.com/scimd/scimd/scim"
+	"github.com/scimd/scimd/scim/adminhttp"
 	"github.com/scimd/scimd/scim/middleware"
 	"github.com/scimd/scimd/scim/scimhttp"
+	"github.com/scimd/scimd/store"
 	"github.com/scimd/scimd/store/gormstore"
 )
 
@@ -42,8 +44,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tokens := scim.NewTokens(st, scim.WithRateLimiter(scim.NewRateLimiter(c.RateLimit, c.RateBurst, 0, nil)))
-	secret, err := tokens.Bootstrap(ctx, c.BootstrapToken)
+	tokens := newTokens(&c, st, log)
+	defer tokens.Flush()
+	secret, err := tokens.Bootstrap(store.WithActor(ctx, &store.Actor{Route: "bootstrap"}), c.BootstrapToken)
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
@@ -77,6 +80,8 @@ Try it:
 
 	limits := scim.DefaultLimits()
 	limits.MaxResults = c.MaxResults
+	// A resource is never larger than a request could carry back in a PUT.
+	limits.MaxResourceBytes = int(c.MaxBodyBytes)
 	svc := scim.NewService(st, log, scim.WithLimits(limits))
 	stopWorker := startTaskWorker(ctx, scim.NewTasks(st, svc, log, scim.TaskOptions{}), log)
 	defer stopWorker()
@@ -90,6 +95,8 @@ Try it:
 	}
 	stopDelivery := startWorker(ctx, "delivery", outbox.Work, log)
 	defer stopDelivery()
+	stopRetention := startAuditRetention(ctx, &c, st, log)
+	defer stopRetention()
 	var draining atomic.Bool
 	h := newHandler(svc, tokens, st, log, &draining, tlsConf != nil, scimhttp.Options{
 		BaseURL: c.BaseURL, MaxBodyBytes: c.MaxBodyBytes,
@@ -115,15 +122,25 @@ Try it:
 		errc <- srv.Serve(ln)
 	}()
 	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("scim", base+scimhttp.Prefix),
-		zap.Bool("tls", tlsConf != nil), zap.Float64("rate_limit", c.RateLimit), zap.String("version", version))
+		zap.Bool("tls", tlsConf != nil), zap.Float64("rate_limit", c.RateLimit), zap.Float64("auth_fail_limit", c.AuthFailLimit), zap.String("version", version))
 	select {
 	case err := <-errc:
 		return err
 	case <-sigCtx.Done():
 	}
-	// Fail readiness first so a load balancer stops sending new requests, then let
-	// the in-flight ones finish.
+	stop() // a second SIGINT or SIGTERM ends the process at once
+	// Fail readiness first and keep serving for --drain-delay, so a load balancer
+	// that polls /readyz stops sending new requests before the listener closes;
+	// then let the in-flight requests finish.
 	draining.Store(true)
+	if c.DrainDelay > 0 {
+		log.Info("draining: /readyz answers 503, requests are still served", zap.Duration("drain_delay", c.DrainDelay))
+		select {
+		case <-time.After(c.DrainDelay):
+		case err := <-errc:
+			return err
+		}
+	}
 	log.Info("shutting down: finishing in-flight requests", zap.Duration("grace", shutdownGrace))
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
@@ -135,8 +152,19 @@ Try it:
 	}
 	stopWorker()
 	stopDelivery()
+	stopRetention()
 	log.Info("stopped")
 	return nil
+}
+
+// newTokens returns the token use cases with the configured rate limit
+// (--rate-limit, --rate-burst) and failed-authentication throttle
+// (--auth-fail-limit, --auth-fail-burst).
+func newTokens(c *Config, st *gormstore.Store, log *zap.Logger) *scim.Tokens {
+	return scim.NewTokens(st,
+		scim.WithRateLimiter(scim.NewRateLimiter(c.RateLimit, c.RateBurst, 0, nil)),
+		scim.WithAuthFailLimiter(scim.NewRateLimiter(c.AuthFailLimit, c.AuthFailBurst, 0, nil)),
+		scim.WithLogger(log))
 }
 
 // serverTLS loads the --tls-cert and --tls-key pair, or returns nil when neither is
@@ -176,11 +204,18 @@ func startTaskWorker(ctx context.Context, tasks *scim.Tasks, log *zap.Logger) (s
 	}
 }
 
-// newHandler wires every route: health, readiness and the SCIM API, behind the
-// shared request-id, access-log and security-header middleware; overTLS adds
+// newHandler wires every route (see addRoutes) behind the shared request-id,
+// access-log and security-header middleware; overTLS adds
 // Strict-Transport-Security. mounts add further routes (the account pages).
-func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log *zap.Logger, draining *atomic.Bool, overTLS bool, o scimhttp.Options, mounts ...func(*http.ServeMux)) http.Handler {
+func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log *zap.Logger, draining *atomic.Bool, overTLS bool, o scimhttp.Options, mounts ...func(middleware.Mux)) http.Handler {
 	mux := http.NewServeMux()
+	addRoutes(mux, svc, tokens, st, log, draining, o, mounts...)
+	return middleware.Log(log)(middleware.SecurityHeaders(overTLS)(middleware.ClientAddr(middleware.Audit(svc)(mux))))
+}
+
+// addRoutes registers every route on mux: health, readiness, the SCIM API, the
+// compatibility APIs and mounts.
+func addRoutes(mux middleware.Mux, svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log *zap.Logger, draining *atomic.Bool, o scimhttp.Options, mounts ...func(middleware.Mux)) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -204,8 +239,8 @@ func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log
 	})
 	mux.Handle(scimhttp.Prefix+"/", scimhttp.New(svc, tokens, log, o))
 	compat.New(svc, tokens, log, compat.Options{BaseURL: o.BaseURL, MaxBodyBytes: o.MaxBodyBytes}).Mount(mux)
+	mux.Handle(adminhttp.Prefix+"/", adminhttp.New(scim.NewAuditLog(st, log), tokens, log))
 	for _, m := range mounts {
 		m(mux)
 	}
-	return middleware.Log(log)(middleware.SecurityHeaders(overTLS)(mux))
 }

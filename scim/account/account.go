@@ -66,7 +66,7 @@ func New(ob *scim.Outbox, key []byte, log *zap.Logger, o Options) *Handler {
 }
 
 // Mount adds the pages to mux.
-func (h *Handler) Mount(mux *http.ServeMux) {
+func (h *Handler) Mount(mux middleware.Mux) {
 	mux.Handle("GET "+scim.SetPasswordPath, h.wrap(h.setPasswordForm))
 	mux.Handle("POST "+scim.SetPasswordPath, h.wrap(h.setPassword))
 	mux.Handle("GET "+scim.VerifyEmailPath, h.wrap(h.verifyEmailForm))

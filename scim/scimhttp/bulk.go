@@ -12,6 +12,7 @@ import (
 
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/middleware"
+	"github.com/scimd/scimd/store"
 )
 
 // The message schemas of RFC 7644 §3.7.
@@ -75,7 +76,7 @@ type bulkResult struct {
 // authenticated, validated and answered exactly as the single-resource endpoint would
 // answer it.
 func (s *Server) bulk(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := s.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -444,7 +445,13 @@ func (s *Server) runBulkOp(r *http.Request, ops []*bulkOp, i int, owner map[stri
 	if id != "" {
 		target += "/" + url.PathEscape(id)
 	}
-	sub, err := http.NewRequestWithContext(r.Context(), op.method, target, bytes.NewReader(body))
+	// The operation's changes and its refusal are recorded as its own (opActor).
+	ctx := r.Context()
+	oa := s.opActor(r, op, id)
+	if oa != nil {
+		ctx = store.WithActor(ctx, oa)
+	}
+	sub, err := http.NewRequestWithContext(ctx, op.method, target, bytes.NewReader(body))
 	if err != nil {
 		return s.bulkFailure(r, op, fmt.Errorf("build bulk operation request: %w", err))
 	}
@@ -459,6 +466,9 @@ func (s *Server) runBulkOp(r *http.Request, ops []*bulkOp, i int, owner map[stri
 	// The data of one operation has the normal per-request body limit.
 	sub.Body = http.MaxBytesReader(rec, sub.Body, s.maxBody)
 	s.sub.ServeHTTP(rec, sub)
+	if rec.status >= 400 {
+		s.svc.AuditRefused(ctx, oa, rec.status)
+	}
 	res := s.bulkOutcome(r, op, id, rec)
 	if rec.status == http.StatusCreated && op.bulkID != "" {
 		var doc struct {
@@ -475,10 +485,15 @@ func (s *Server) runBulkOp(r *http.Request, ops []*bulkOp, i int, owner map[stri
 // the SCIM error writer makes of err.
 func (s *Server) bulkFailure(r *http.Request, op *bulkOp, err error) bulkResult {
 	rec := newRecorder()
-	s.writeError(rec, r, err)
 	id := op.id
 	if strings.HasPrefix(id, bulkIDPrefix) {
 		id = ""
+	}
+	if oa := s.opActor(r, op, id); oa != nil {
+		s.writeError(rec, r.WithContext(store.WithActor(r.Context(), oa)), err)
+		s.svc.AuditRefused(r.Context(), oa, rec.status)
+	} else {
+		s.writeError(rec, r, err)
 	}
 	return s.bulkOutcome(r, op, id, rec)
 }

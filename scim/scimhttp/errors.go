@@ -87,6 +87,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.Debug("request refused", zap.String("request_id", middleware.RequestID(r.Context())), zap.Int("status", st), zap.String("detail", e.Detail))
 		}
 	}
+	auditReason(r, body.Status, string(body.ScimType))
 	if body.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/auth"
+	"github.com/scimd/scimd/store"
 )
 
 // me serves GET, PUT, PATCH and DELETE /Me (RFC 7644 §3.11) for a token bound to a
@@ -16,6 +17,9 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) error {
 	p, _ := auth.FromContext(r.Context())
 	if p.UserID == "" {
 		return &httpError{status: http.StatusNotImplemented, detail: "/Me needs a token bound to a user (scimd token create --user USER_ID); this token is bound to none"}
+	}
+	if a := store.ActorFrom(r.Context()); a != nil && a.Write {
+		a.ResourceID = p.UserID // for the event of a refusal
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = Prefix + s.svc.Types().Of(scim.UserKind).Endpoint + "/" + p.UserID

@@ -17,6 +17,7 @@ import (
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/auth"
 	"github.com/scimd/scimd/scim/middleware"
+	"github.com/scimd/scimd/store"
 )
 
 // Prefix is where the SCIM API is mounted.
@@ -29,6 +30,8 @@ type Server struct {
 	baseURL string // absolute URL of Prefix, or "" to derive it from each request
 	maxBody int64
 	mux     *http.ServeMux
+
+	routeList []string // "METHOD pattern" of every route, for Routes
 
 	bulkMaxOps  int          // most operations in one bulk request
 	bulkMaxBody int64        // largest bulk request body
@@ -71,6 +74,7 @@ func New(svc *scim.Service, authn auth.Authenticator, log *zap.Logger, o Options
 	h = middleware.NotePrincipal(h)
 	h = auth.Require(authn, scim.ScopeSCIM, s.writeError)(h)
 	h = s.limitBody(h)
+	h = s.markChange(h)
 	h = middleware.Recover(s.log, s.writeError)(h)
 	return h
 }
@@ -84,6 +88,9 @@ func (s *Server) methods(pattern string, m map[string]handlerFunc) {
 		allow = append(allow, k)
 	}
 	allowed := strings.Join(sortStrings(allow), ", ")
+	for _, m := range allow {
+		s.routeList = append(s.routeList, m+" "+pattern)
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		h, ok := m[r.Method]
 		if !ok && r.Method == http.MethodHead {
@@ -135,6 +142,15 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &httpError{status: http.StatusNotFound, detail: "no SCIM endpoint at " + r.URL.Path + "; see " + Prefix + "/ResourceTypes"})
 	})
+	s.routeList = append(s.routeList, "* "+p+"/")
+}
+
+// Routes lists every route of the SCIM API as "METHOD pattern" ("* /scim/v2/" for
+// the answer to unknown paths), so that tests can require a case for each one.
+func Routes(svc *scim.Service) []string {
+	s := &Server{svc: svc, log: zap.NewNop(), mux: http.NewServeMux()}
+	s.routes()
+	return s.routeList
 }
 
 // base returns the absolute URL of the SCIM API for this request.
@@ -155,8 +171,9 @@ func tenant(r *http.Request) string {
 }
 
 // readBody decodes a JSON object body. Numbers stay json.Number so that integers
-// keep their precision.
-func readBody(r *http.Request) (map[string]any, error) {
+// keep their precision. A body nested deeper than the service's MaxJSONDepth is
+// refused before it is decoded.
+func (s *Server) readBody(r *http.Request) (map[string]any, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/scim+json" && mt != "application/json" {
@@ -170,6 +187,9 @@ func readBody(r *http.Request) (map[string]any, error) {
 			return nil, &httpError{status: http.StatusRequestEntityTooLarge, detail: "the request body is larger than " + strconv.FormatInt(tooBig.Limit, 10) + " bytes"}
 		}
 		return nil, &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "cannot read the request body", Err: err}
+	}
+	if err := scim.CheckJSONDepth(raw, s.svc.Limits().MaxJSONDepth); err != nil {
+		return nil, err
 	}
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
@@ -217,7 +237,7 @@ func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, status in
 
 func (s *Server) create(kind scim.ResourceKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		body, err := readBody(r)
+		body, err := s.readBody(r)
 		if err != nil {
 			return err
 		}
@@ -263,7 +283,7 @@ func etagListed(header, tag string) bool {
 
 func (s *Server) replace(kind scim.ResourceKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		body, err := readBody(r)
+		body, err := s.readBody(r)
 		if err != nil {
 			return err
 		}
@@ -279,7 +299,7 @@ func (s *Server) replace(kind scim.ResourceKind) handlerFunc {
 
 func (s *Server) patch(kind scim.ResourceKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		body, err := readBody(r)
+		body, err := s.readBody(r)
 		if err != nil {
 			return err
 		}
@@ -298,6 +318,9 @@ func (s *Server) patch(kind scim.ResourceKind) handlerFunc {
 			// A 204 carries no body: read back no memberships, so that changing
 			// one member costs the same in a group of any size.
 			proj = scim.Projection{Excluded: []string{"members", "groups"}}
+			if a := store.ActorFrom(r.Context()); a != nil {
+				a.Status = http.StatusNoContent // the status the audit event records
+			}
 		}
 		res, err := s.svc.Patch(r.Context(), tenant(r), kind, r.PathValue("id"), ops, r.Header.Get("If-Match"), proj)
 		if err != nil {
@@ -388,7 +411,7 @@ type searchRequest struct {
 // semantics as the GET lists (RFC 7644 §3.4.3).
 func (s *Server) search(kinds []scim.ResourceKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		body, err := readBody(r)
+		body, err := s.readBody(r)
 		if err != nil {
 			return err
 		}

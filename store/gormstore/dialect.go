@@ -29,6 +29,10 @@ type Dialect interface {
 	Match(expr, op, lit string, caseExact bool) (sql string, arg any)
 	// Ordered makes a text expression compare by code point for < and >.
 	Ordered(expr string) string
+	// PairsAgg returns a scalar expression aggregating the rows of the subquery
+	// from (aliased x, with text columns a and b) into a JSON array of [a, b]
+	// arrays ordered by a; "[]" when there are none.
+	PairsAgg(from, a, b string) string
 	// ForUpdate is the clause that locks a selected row for the transaction.
 	ForUpdate() string
 	// ForKeyShare is the clause that keeps a selected row from being deleted until
@@ -38,6 +42,11 @@ type Dialect interface {
 	// serialization failure, a busy database) after which the whole transaction may
 	// simply run again.
 	IsRetryable(err error) bool
+	// IsUnavailable reports whether err means the database cannot serve at the
+	// moment in a way only this driver can tell (a connection attempt that failed
+	// or timed out, a server shutting down or starting up), beyond the network
+	// errors every driver reports alike.
+	IsUnavailable(err error) bool
 	// IsUniqueViolation reports whether err is a unique-constraint violation.
 	IsUniqueViolation(err error) bool
 	// LockMigrations serialises concurrent migrations inside tx.

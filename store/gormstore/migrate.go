@@ -190,6 +190,20 @@ var migrations = []string{
 	// interval per token, not on every request).
 	`ALTER TABLE api_tokens ADD COLUMN expires_at {{time}} NULL;
 	ALTER TABLE api_tokens ADD COLUMN last_used_at {{time}} NULL`,
+	// 10: how many users and groups each tenant has, kept in the same transaction
+	// as every create and delete, so an unfiltered list knows its totalResults
+	// without counting a million rows on every page. Each tenant's count is spread
+	// over a few rows (shards) so that concurrent creates rarely wait for each
+	// other; the total is their sum.
+	`CREATE TABLE resource_counts (
+		tenant_id VARCHAR(36) NOT NULL,
+		kind VARCHAR(8) NOT NULL,
+		shard INTEGER NOT NULL,
+		n BIGINT NOT NULL,
+		PRIMARY KEY (tenant_id, kind, shard)
+	);
+	INSERT INTO resource_counts (tenant_id, kind, shard, n) SELECT tenant_id, 'User', 0, count(*) FROM users GROUP BY tenant_id;
+	INSERT INTO resource_counts (tenant_id, kind, shard, n) SELECT tenant_id, 'Group', 0, count(*) FROM "groups" GROUP BY tenant_id`,
 }
 
 // Migrate brings the schema up to date in one transaction. Concurrent callers (several

@@ -43,20 +43,26 @@ func (s *Store) Outbox(ctx context.Context, tenantID string) ([]store.Message, e
 	return out, nil
 }
 
-// SetTenantSettings replaces a tenant's settings.
+// SetTenantSettings replaces a tenant's settings, with an audit event naming the
+// settings that changed in the same transaction.
 func (s *Store) SetTenantSettings(ctx context.Context, tenantID string, set store.TenantSettings) error {
 	b, err := json.Marshal(set)
 	if err != nil {
 		return err
 	}
-	res := s.db.WithContext(ctx).Exec(`UPDATE tenants SET settings = ? WHERE id = ?`, string(b), tenantID)
-	if res.Error != nil {
-		return s.writeErr(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return store.ErrNotFound
-	}
-	return nil
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		var before []string
+		if err := tx.Raw(`SELECT settings FROM tenants WHERE id = ?`+s.d.ForUpdate(), tenantID).Scan(&before).Error; err != nil {
+			return s.readErr(err)
+		}
+		if len(before) == 0 {
+			return store.ErrNotFound
+		}
+		if err := tx.Exec(`UPDATE tenants SET settings = ? WHERE id = ?`, string(b), tenantID).Error; err != nil {
+			return s.writeErr(err)
+		}
+		return s.audit(tx, settingsEvent(ctx, tenantID, []byte(before[0]), b))
+	})
 }
 
 var _ store.OutboxStore = (*Store)(nil)

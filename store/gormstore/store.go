@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -91,9 +92,14 @@ func (r tenantRow) tenant() store.Tenant {
 // CreateTenant adds a tenant; a taken name is ErrConflict.
 func (s *Store) CreateTenant(ctx context.Context, name string) (store.Tenant, error) {
 	t := store.Tenant{ID: newID(), Name: name, Created: now()}
-	err := s.db.WithContext(ctx).Exec(`INSERT INTO tenants (id, name, created) VALUES (?, ?, ?)`, t.ID, t.Name, t.Created).Error
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec(`INSERT INTO tenants (id, name, created) VALUES (?, ?, ?)`, t.ID, t.Name, t.Created).Error; err != nil {
+			return s.writeErr(err)
+		}
+		return s.change(ctx, tx, t.ID, store.OpTenantCreate, store.AuditTenant, t.ID, nil, nil)
+	})
 	if err != nil {
-		return store.Tenant{}, s.writeErr(err)
+		return store.Tenant{}, err
 	}
 	return t, nil
 }
@@ -133,15 +139,36 @@ func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 }
 
 type tokenRow struct {
-	ID        string
-	TenantID  string
-	Hash      string
-	Scopes    string
-	UserID    *string
-	Profile   string
-	Sandbox   bool
-	Created   time.Time
-	RevokedAt *time.Time
+	ID         string
+	TenantID   string
+	Hash       string
+	Scopes     string
+	UserID     *string
+	Profile    string
+	Sandbox    bool
+	Created    time.Time
+	RevokedAt  *time.Time
+	ExpiresAt  *time.Time
+	LastUsedAt *time.Time
+	// Settings are the tenant's, selected with the token by TokenByHash.
+	Settings string
+}
+
+func (r tokenRow) token() store.Token {
+	t := store.Token{ID: r.ID, TenantID: r.TenantID, Scopes: strings.Fields(r.Scopes), Profile: r.Profile, Sandbox: r.Sandbox,
+		Created: r.Created, RevokedAt: r.RevokedAt, ExpiresAt: r.ExpiresAt, LastUsedAt: r.LastUsedAt}
+	if r.UserID != nil {
+		t.UserID = *r.UserID
+	}
+	if r.Hash != "" {
+		fmt.Sscanf(r.Hash, "%x", &t.Hash)
+	}
+	// Settings are only ever written by SetTenantSettings; an unreadable value
+	// leaves the defaults, as for tenantRow.
+	if r.Settings != "" && r.Settings != "{}" {
+		_ = json.Unmarshal([]byte(r.Settings), &t.TenantSettings)
+	}
+	return t
 }
 
 // CreateToken stores a token's hash, scopes and the user it is bound to, if any.
@@ -154,18 +181,32 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, er
 	if t.UserID != "" {
 		userID = &t.UserID
 	}
-	err := s.db.WithContext(ctx).Exec(`INSERT INTO api_tokens (id, tenant_id, hash, scopes, user_id, profile, sandbox, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.TenantID, fmt.Sprintf("%x", t.Hash), strings.Join(t.Scopes, " "), userID, t.Profile, t.Sandbox, t.Created).Error
+	if t.ExpiresAt != nil {
+		at := t.ExpiresAt.UTC().Truncate(time.Microsecond)
+		t.ExpiresAt = &at
+	}
+	// The token and its audit event (which names what the token may do, never its
+	// secret or hash) are written together.
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec(`INSERT INTO api_tokens (id, tenant_id, hash, scopes, user_id, profile, sandbox, created, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.TenantID, fmt.Sprintf("%x", t.Hash), strings.Join(t.Scopes, " "), userID, t.Profile, t.Sandbox, t.Created, t.ExpiresAt).Error; err != nil {
+			return s.writeErr(err)
+		}
+		return s.audit(tx, tokenEvent(ctx, t))
+	})
 	if err != nil {
-		return store.Token{}, s.writeErr(err)
+		return store.Token{}, err
 	}
 	return t, nil
 }
 
-// TokenByHash finds a token by the SHA-256 of its secret.
+// TokenByHash finds a token by the SHA-256 of its secret, with its tenant's
+// settings in the same query, so authenticating a request costs one read.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
 	var rows []tokenRow
-	err := s.prep.WithContext(ctx).Raw(`SELECT id, tenant_id, hash, scopes, user_id, profile, sandbox, created, revoked_at FROM api_tokens WHERE hash = ?`,
+	err := s.prep.WithContext(ctx).Raw(`SELECT k.id, k.tenant_id, k.hash, k.scopes, k.user_id, k.profile, k.sandbox, k.created, k.revoked_at,
+		k.expires_at, k.last_used_at, n.settings
+		FROM api_tokens AS k JOIN tenants AS n ON n.id = k.tenant_id WHERE k.hash = ?`,
 		fmt.Sprintf("%x", hash)).Scan(&rows).Error
 	if err != nil {
 		return store.Token{}, s.readErr(err)
@@ -173,20 +214,54 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, erro
 	if len(rows) == 0 {
 		return store.Token{}, store.ErrNotFound
 	}
-	r := rows[0]
-	var h []byte
-	fmt.Sscanf(r.Hash, "%x", &h)
-	t := store.Token{ID: r.ID, TenantID: r.TenantID, Hash: h, Scopes: strings.Fields(r.Scopes), Profile: r.Profile, Sandbox: r.Sandbox, Created: r.Created, RevokedAt: r.RevokedAt}
-	if r.UserID != nil {
-		t.UserID = *r.UserID
+	return rows[0].token(), nil
+}
+
+// ListTokens returns the tenant's tokens, oldest first, without their hashes.
+func (s *Store) ListTokens(ctx context.Context, tenantID string) ([]store.Token, error) {
+	var rows []tokenRow
+	err := s.db.WithContext(ctx).Raw(`SELECT id, tenant_id, scopes, user_id, profile, sandbox, created, revoked_at, expires_at, last_used_at
+		FROM api_tokens WHERE tenant_id = ? ORDER BY created, id`, tenantID).Scan(&rows).Error
+	if err != nil {
+		return nil, s.readErr(err)
 	}
-	return t, nil
+	out := make([]store.Token, len(rows))
+	for i, r := range rows {
+		out[i] = r.token()
+	}
+	return out, nil
+}
+
+// TouchToken records at as the token's last use unless the recorded one is less
+// than every before at. The condition is in the UPDATE itself, so replicas that
+// race write once and a token row is written at most once per interval.
+func (s *Store) TouchToken(ctx context.Context, tenantID, id string, at time.Time, every time.Duration) (bool, error) {
+	at = at.UTC().Truncate(time.Microsecond)
+	res := s.prep.WithContext(ctx).Exec(`UPDATE api_tokens SET last_used_at = ? WHERE tenant_id = ? AND id = ? AND (last_used_at IS NULL OR last_used_at <= ?)`,
+		at, tenantID, id, at.Add(-every))
+	if res.Error != nil {
+		return false, s.writeErr(res.Error)
+	}
+	return res.RowsAffected > 0, nil
 }
 
 // RevokeUserTokens revokes every token of the tenant bound to userID.
+// Each token it revokes gets an audit event in the same transaction.
 func (s *Store) RevokeUserTokens(ctx context.Context, tenantID, userID string) error {
-	return s.writeErr(s.db.WithContext(ctx).Exec(`UPDATE api_tokens SET revoked_at = ? WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL`,
-		now(), tenantID, userID).Error)
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		var ids []string
+		if err := tx.Raw(`SELECT id FROM api_tokens WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL ORDER BY id`+s.d.ForUpdate(),
+			tenantID, userID).Scan(&ids).Error; err != nil {
+			return s.readErr(err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := tx.Exec(`UPDATE api_tokens SET revoked_at = ? WHERE tenant_id = ? AND id IN ?`, now(), tenantID, ids).Error; err != nil {
+			return s.writeErr(err)
+		}
+		return s.audit(tx, revokeEvents(store.ActorFrom(ctx), tenantID, userID, ids)...)
+	})
 }
 
 // CountTokens counts the tenant's tokens that are not revoked.
@@ -212,14 +287,47 @@ type resourceRow struct {
 	LastModified time.Time
 	// SortKey is selected by keyset pages only.
 	SortKey *string
+	// MemberOf is the JSON array of [group id, display] pairs of a user's groups,
+	// selected with the row when the caller wants them (see withGroups).
+	MemberOf *string
 }
 
-func (r *resourceRow) resource(kind store.Kind) *store.Resource {
-	return &store.Resource{
+func (r *resourceRow) resource(kind store.Kind) (*store.Resource, error) {
+	res := &store.Resource{
 		TenantID: r.TenantID, Kind: kind, ID: r.ID, ExternalID: r.ExternalID, UserName: r.UserName,
 		DisplayName: r.DisplayName, Active: r.Active, Doc: []byte(r.Data), PasswordHash: r.PasswordHash,
 		Version: r.Version, Created: r.Created.UTC(), LastModified: r.LastModified.UTC(),
 	}
+	if r.MemberOf != nil {
+		var pairs [][2]*string
+		if err := json.Unmarshal([]byte(*r.MemberOf), &pairs); err != nil {
+			return nil, fmt.Errorf("groups of user %s: %w", r.ID, err)
+		}
+		for _, p := range pairs {
+			if p[0] == nil {
+				continue
+			}
+			ref := store.GroupRef{Value: *p[0]}
+			if p[1] != nil {
+				ref.Display = *p[1]
+			}
+			res.Groups = append(res.Groups, ref)
+		}
+		res.Loaded.Groups = true
+	}
+	return res, nil
+}
+
+// selectCols is the column list of kind's rows; withGroups adds, for users, their
+// groups as one JSON column (a correlated subquery over the membership index), so
+// a user and its groups are one statement.
+func (s *Store) selectCols(kind store.Kind, withGroups bool) string {
+	if kind != store.KindUser || !withGroups {
+		return cols(kind)
+	}
+	return userCols + ", " + s.d.PairsAgg(`(SELECT m.group_id AS a, g.display_name AS b FROM group_members AS m
+		JOIN "groups" AS g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+		WHERE m.tenant_id = t.tenant_id AND m.member_id = t.id ORDER BY m.group_id) AS x`, "a", "b") + " AS member_of"
 }
 
 const (
@@ -279,14 +387,20 @@ func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 			}
 			r.Members = members
 		}
-		return s.queue(tx, r)
+		if err := s.queue(tx, r); err != nil {
+			return err
+		}
+		if err := s.countChange(tx, r.TenantID, r.Kind, 1); err != nil {
+			return err
+		}
+		return s.change(ctx, tx, r.TenantID, store.OpCreate, string(r.Kind), r.ID, nil, version(r.Version))
 	})
 }
 
 // Get returns one resource of the tenant.
 func (s *Store) Get(ctx context.Context, tenantID string, kind store.Kind, id string, opts store.ReadOptions) (*store.Resource, error) {
 	db := s.prep.WithContext(ctx)
-	r, err := s.getRow(db, tenantID, kind, id, "")
+	r, err := s.getRow(db, tenantID, kind, id, "", opts.Groups)
 	if err != nil {
 		return nil, err
 	}
@@ -296,16 +410,16 @@ func (s *Store) Get(ctx context.Context, tenantID string, kind store.Kind, id st
 	return r, nil
 }
 
-func (s *Store) getRow(db *gorm.DB, tenantID string, kind store.Kind, id, lock string) (*store.Resource, error) {
+func (s *Store) getRow(db *gorm.DB, tenantID string, kind store.Kind, id, lock string, withGroups bool) (*store.Resource, error) {
 	var rows []resourceRow
-	q := `SELECT ` + cols(kind) + ` FROM ` + table(kind) + ` AS t WHERE t.tenant_id = ? AND t.id = ?` + lock
+	q := `SELECT ` + s.selectCols(kind, withGroups) + ` FROM ` + table(kind) + ` AS t WHERE t.tenant_id = ? AND t.id = ?` + lock
 	if err := db.Raw(q, tenantID, id).Scan(&rows).Error; err != nil {
 		return nil, s.readErr(err)
 	}
 	if len(rows) == 0 {
 		return nil, store.ErrNotFound
 	}
-	return rows[0].resource(kind), nil
+	return rows[0].resource(kind)
 }
 
 // List returns one page of the tenant's resources matching opts.Filter, oldest first.
@@ -335,6 +449,11 @@ func (s *Store) List(ctx context.Context, tenantID string, kind store.Kind, opts
 	}
 	res := store.ListResult{Resources: []*store.Resource{}}
 	count := func() error {
+		if opts.Filter == nil {
+			n, err := s.total(db, tenantID, kind)
+			res.Total = n
+			return err
+		}
 		var total int64
 		if err := db.Raw(`SELECT count(*) FROM `+table(kind)+` AS t WHERE `+where, args...).Scan(&total).Error; err != nil {
 			return s.readErr(err)
@@ -353,7 +472,7 @@ func (s *Store) List(ctx context.Context, tenantID string, kind store.Kind, opts
 		return res, count()
 	}
 	var rows []resourceRow
-	q := `SELECT ` + cols(kind) + ` FROM ` + table(kind) + ` AS t WHERE ` + where + ` ORDER BY ` + key.order(false) + ` LIMIT ? OFFSET ?`
+	q := `SELECT ` + s.selectCols(kind, opts.Groups) + ` FROM ` + table(kind) + ` AS t WHERE ` + where + ` ORDER BY ` + key.order(false) + ` LIMIT ? OFFSET ?`
 	if err := db.Raw(q, append(args[:len(args):len(args)], opts.Count, start-1)...).Scan(&rows).Error; err != nil {
 		return store.ListResult{}, s.readErr(err)
 	}
@@ -366,7 +485,11 @@ func (s *Store) List(ctx context.Context, tenantID string, kind store.Kind, opts
 		return store.ListResult{}, err
 	}
 	for i := range rows {
-		res.Resources = append(res.Resources, rows[i].resource(kind))
+		r, err := rows[i].resource(kind)
+		if err != nil {
+			return store.ListResult{}, err
+		}
+		res.Resources = append(res.Resources, r)
 	}
 	if err := s.fill(db, tenantID, res.Resources, opts.ReadOptions); err != nil {
 		return store.ListResult{}, err
@@ -389,7 +512,7 @@ func (s *Store) seekPage(db *gorm.DB, tenantID string, kind store.Kind, opts sto
 		sortCol = key.expr
 	}
 	var rows []resourceRow
-	q := `SELECT ` + cols(kind) + `, ` + sortCol + ` AS sort_key FROM ` + table(kind) + ` AS t WHERE ` + where +
+	q := `SELECT ` + s.selectCols(kind, opts.Groups) + `, ` + sortCol + ` AS sort_key FROM ` + table(kind) + ` AS t WHERE ` + where +
 		` ORDER BY ` + key.order(back) + ` LIMIT ?`
 	if err := db.Raw(q, append(args, opts.Count+1)...).Scan(&rows).Error; err != nil {
 		return store.ListResult{}, s.readErr(err)
@@ -402,7 +525,10 @@ func (s *Store) seekPage(db *gorm.DB, tenantID string, kind store.Kind, opts sto
 		slices.Reverse(rows)
 	}
 	for i := range rows {
-		r := rows[i].resource(kind)
+		r, err := rows[i].resource(kind)
+		if err != nil {
+			return store.ListResult{}, err
+		}
 		res.Resources = append(res.Resources, r)
 		pos := store.Position{Created: r.Created, ID: r.ID}
 		if key.expr != "" {
@@ -423,18 +549,23 @@ func (s *Store) seekPage(db *gorm.DB, tenantID string, kind store.Kind, opts sto
 // parameter limit.
 const chunk = 500
 
-// fill loads members of groups and groups of users for rs, one query per chunk.
+// fill loads members of groups and groups of users for rs (those the row query
+// did not already bring), one query per chunk.
 func (s *Store) fill(db *gorm.DB, tenantID string, rs []*store.Resource, opts store.ReadOptions) error {
 	if len(rs) == 0 {
 		return nil
 	}
+	kind := rs[0].Kind
 	byID := make(map[string]*store.Resource, len(rs))
 	ids := make([]string, 0, len(rs))
 	for _, r := range rs {
+		if (kind == store.KindUser && (!opts.Groups || r.Loaded.Groups)) || (kind == store.KindGroup && !opts.Members) {
+			continue
+		}
 		byID[r.ID] = r
 		ids = append(ids, r.ID)
+		r.Loaded = opts
 	}
-	kind := rs[0].Kind
 	if len(ids) > 1 {
 		// An IN list of n ids is a different statement for every n: not prepared.
 		db = s.db.WithContext(db.Statement.Context)
@@ -493,7 +624,7 @@ func (s *Store) fill(db *gorm.DB, tenantID string, rs []*store.Resource, opts st
 func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id string, fn store.Updater) (*store.Resource, error) {
 	var out *store.Resource
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		cur, err := s.getRow(tx, tenantID, kind, id, s.d.ForUpdate())
+		cur, err := s.getRow(tx, tenantID, kind, id, s.d.ForUpdate(), kind == store.KindUser)
 		if err != nil {
 			return err
 		}
@@ -531,6 +662,9 @@ func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id
 			}
 		}
 		if err := s.queue(tx, cur); err != nil {
+			return err
+		}
+		if err := s.change(ctx, tx, tenantID, store.OpUpdate, string(kind), id, version(prev), version(cur.Version)); err != nil {
 			return err
 		}
 		out = cur
@@ -645,15 +779,14 @@ func (s *Store) Delete(ctx context.Context, tenantID string, kind store.Kind, id
 		// of one of them locks the group, then its members (addMembers), so taking
 		// the same order makes one wait for the other instead of both deadlocking.
 		// Without row locks (SQLite) the transaction already holds the database.
-		if lock := s.d.ForUpdate(); lock != "" {
-			var held []string
-			if err := tx.Raw(`SELECT id FROM "groups" WHERE tenant_id = ? AND id IN
-				(SELECT group_id FROM group_members WHERE tenant_id = ? AND member_id = ?) ORDER BY id`+lock,
-				tenantID, tenantID, id).Scan(&held).Error; err != nil {
-				return s.readErr(err)
-			}
+		// Their versions go into the audit events of the membership they lose.
+		var held []heldGroup
+		if err := tx.Raw(`SELECT id, version FROM "groups" WHERE tenant_id = ? AND id IN
+			(SELECT group_id FROM group_members WHERE tenant_id = ? AND member_id = ?) ORDER BY id`+s.d.ForUpdate(),
+			tenantID, tenantID, id).Scan(&held).Error; err != nil {
+			return s.readErr(err)
 		}
-		cur, err := s.getRow(tx, tenantID, kind, id, s.d.ForUpdate())
+		cur, err := s.getRow(tx, tenantID, kind, id, s.d.ForUpdate(), false)
 		if err != nil {
 			return err
 		}
@@ -673,8 +806,34 @@ func (s *Store) Delete(ctx context.Context, tenantID string, kind store.Kind, id
 				return s.writeErr(err)
 			}
 		}
-		return s.writeErr(tx.Exec(`DELETE FROM `+table(kind)+` WHERE tenant_id = ? AND id = ?`, tenantID, id).Error)
+		if err := tx.Exec(`DELETE FROM `+table(kind)+` WHERE tenant_id = ? AND id = ?`, tenantID, id).Error; err != nil {
+			return s.writeErr(err)
+		}
+		if err := s.countChange(tx, tenantID, kind, -1); err != nil {
+			return err
+		}
+		return s.audit(tx, deleteEvents(store.ActorFrom(ctx), tenantID, kind, id, cur.Version, held)...)
 	})
+}
+
+// countShards is how many rows hold one tenant's count of one kind: concurrent
+// creates pick one at random, so they seldom wait on the same row.
+const countShards = 16
+
+// countChange adds delta to the tenant's count of kind, inside the transaction that
+// creates or deletes the resource (migration 10).
+func (s *Store) countChange(tx *gorm.DB, tenantID string, kind store.Kind, delta int) error {
+	err := tx.Exec(`INSERT INTO resource_counts (tenant_id, kind, shard, n) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant_id, kind, shard) DO UPDATE SET n = resource_counts.n + excluded.n`,
+		tenantID, string(kind), rand.IntN(countShards), delta).Error
+	return s.writeErr(err)
+}
+
+// total is how many resources of kind the tenant has, from resource_counts.
+func (s *Store) total(db *gorm.DB, tenantID string, kind store.Kind) (int, error) {
+	var n int64
+	err := db.Raw(`SELECT COALESCE(SUM(n), 0) FROM resource_counts WHERE tenant_id = ? AND kind = ?`, tenantID, string(kind)).Scan(&n).Error
+	return int(n), s.readErr(err)
 }
 
 // maxAttempts bounds how often a transaction runs when the database reports a
@@ -692,7 +851,7 @@ func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		}
 		s.log.Debug("transaction conflict, retrying", zap.Int("attempt", attempt), zap.Error(err))
 	}
-	if err != nil && (isConnErr(err) || s.d.IsRetryable(err)) {
+	if err != nil && (s.unavailable(err) || s.d.IsRetryable(err)) {
 		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
 	}
 	return err
@@ -712,11 +871,16 @@ func (s *Store) readErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	if isConnErr(err) {
+	if s.unavailable(err) {
 		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
 	}
-	return err
+	return tooComplex(err)
 }
+
+// unavailable reports whether err means the database cannot serve at the moment
+// (store.ErrUnavailable, a 503 with Retry-After) rather than that it refused the
+// query.
+func (s *Store) unavailable(err error) bool { return isConnErr(err) || s.d.IsUnavailable(err) }
 
 // isConnErr reports whether err means the database could not be reached, as
 // opposed to a query it refused. A connection the server closed under a query (a

@@ -6,6 +6,7 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -18,9 +19,15 @@ import (
 	"github.com/scimd/scimd/store/gormstore"
 )
 
+// DefaultConnectTimeout bounds each new connection (TCP, TLS and authentication)
+// when the DSN sets no connect_timeout, so a database host that does not answer
+// fails a request with store.ErrUnavailable instead of hanging it for the
+// operating system's connect timeout, which is minutes.
+const DefaultConnectTimeout = 5 * time.Second
+
 // Open connects to the PostgreSQL database at dsn (a postgres:// URL).
 func Open(dsn string, log *zap.Logger) (*gormstore.Store, error) {
-	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{
+	db, err := gorm.Open(postgres.Open(withConnectTimeout(dsn)), &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
 		// gormstore prepares only statements of fixed text; the bound is a safety net.
@@ -37,6 +44,20 @@ func Open(dsn string, log *zap.Logger) (*gormstore.Store, error) {
 	sqlDB.SetMaxIdleConns(32)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	return gormstore.New(db, Dialect{}, log), nil
+}
+
+// withConnectTimeout adds DefaultConnectTimeout to a URL that names no
+// connect_timeout; anything else is left to the driver.
+func withConnectTimeout(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Query().Has("connect_timeout") || u.Fragment != "" {
+		return dsn
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return fmt.Sprintf("%s%sconnect_timeout=%d", dsn, sep, int(DefaultConnectTimeout/time.Second))
 }
 
 // Dialect is PostgreSQL's gormstore.Dialect (JSON as jsonb).
@@ -95,6 +116,11 @@ func (Dialect) Match(expr, op, lit string, _ bool) (string, any) {
 // Ordered implements gormstore.Dialect: compare by code point, not by locale.
 func (Dialect) Ordered(expr string) string { return expr + ` COLLATE "C"` }
 
+// PairsAgg implements gormstore.Dialect.
+func (Dialect) PairsAgg(from, a, b string) string {
+	return "(SELECT COALESCE(json_agg(json_build_array(x." + a + ", x." + b + ") ORDER BY x." + a + "), '[]') FROM " + from + ")"
+}
+
 // ForUpdate implements gormstore.Dialect.
 func (Dialect) ForUpdate() string { return " FOR UPDATE" }
 
@@ -106,6 +132,30 @@ func (Dialect) ForKeyShare() string { return " FOR KEY SHARE" }
 func (Dialect) IsRetryable(err error) bool {
 	var pg *pgconn.PgError
 	return errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001")
+}
+
+// IsUnavailable implements gormstore.Dialect: a connection attempt that failed
+// (refused, timed out, or turned away by a server starting up or out of
+// connections), an operation that timed out, and the errors of a server that
+// ended the session: SQLSTATE class 08 (connection exception), 57P01
+// admin_shutdown (a restart, a failover, pg_terminate_backend), 57P02
+// crash_shutdown, 57P03 cannot_connect_now, 53300 too_many_connections, and
+// 57014 query_canceled and 55P03 lock_not_available, which a statement_timeout or
+// lock_timeout set in the DSN raises.
+func (Dialect) IsUnavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || pgconn.Timeout(err) {
+		return true
+	}
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return false
+	}
+	switch pg.Code {
+	case "57P01", "57P02", "57P03", "53300", "57014", "55P03":
+		return true
+	}
+	return strings.HasPrefix(pg.Code, "08")
 }
 
 // IsUniqueViolation implements gormstore.Dialect.

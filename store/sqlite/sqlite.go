@@ -139,6 +139,12 @@ func (Dialect) Match(expr, op, lit string, caseExact bool) (string, any) {
 // Ordered implements gormstore.Dialect: SQLite compares text by bytes already.
 func (Dialect) Ordered(expr string) string { return expr }
 
+// PairsAgg implements gormstore.Dialect: json_group_array keeps the order of an
+// ordered subquery.
+func (Dialect) PairsAgg(from, a, b string) string {
+	return "(SELECT json_group_array(json_array(x." + a + ", x." + b + ")) FROM " + from + ")"
+}
+
 // ForUpdate implements gormstore.Dialect: immediate transactions lock the database.
 func (Dialect) ForUpdate() string { return "" }
 
@@ -149,6 +155,10 @@ func (Dialect) ForKeyShare() string { return "" }
 func (Dialect) IsRetryable(err error) bool {
 	return strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked")
 }
+
+// IsUnavailable implements gormstore.Dialect: an embedded database has no server
+// to lose.
+func (Dialect) IsUnavailable(error) bool { return false }
 
 // IsUniqueViolation implements gormstore.Dialect.
 func (Dialect) IsUniqueViolation(err error) bool {

@@ -66,6 +66,10 @@ var contracts = []struct {
 		{"create_by_hash", tokenByHash},
 		{"unknown_hash", tokenUnknownHash},
 		{"count", tokenCount},
+		{"expiry_round_trip", tokenExpiry},
+		{"by_hash_with_tenant_settings", tokenTenantSettings},
+		{"touch_once_per_interval", tokenTouch},
+		{"list_per_tenant", tokenList},
 	}},
 	{"users", []contractCase{
 		{"create_fills_server_values", userCreateFills},
@@ -116,6 +120,8 @@ var contracts = []struct {
 		{"filter_users", listFilterUsers},
 		{"filter_groups", listFilterGroups},
 		{"filter_invalid", listFilterInvalid},
+		{"total_without_filter_follows_creates_and_deletes", listTotalKept},
+		{"total_under_concurrent_creates_and_deletes", listTotalConcurrent},
 	}},
 	{"concurrency", []contractCase{
 		{"update_no_lost_update", concurrentUpdates},
@@ -133,6 +139,7 @@ var contracts = []struct {
 		{"release", taskRelease},
 		{"concurrent_claims_disjoint", taskConcurrentClaims},
 	}},
+	{"audit", auditCases},
 	{"delivery", []contractCase{
 		{"claim_with_lease", deliveryClaimWithLease},
 		{"concurrent_claims_exclusive", deliveryConcurrentClaims},
@@ -578,6 +585,148 @@ func tokenCount(f *fixture) {
 		if n != tc.want {
 			f.t.Errorf("CountTokens(%s) = %d, want %d", tc.tenant.Name, n, tc.want)
 		}
+	}
+}
+
+func tokenExpiry(f *fixture) {
+	tn := f.tenant("acme")
+	at := time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.FixedZone("CEST", 2*3600))
+	exp := bytes.Repeat([]byte{3}, 32)
+	created, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: exp, Scopes: []string{"scim"}, ExpiresAt: &at})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	want := at.Truncate(time.Microsecond) // what both databases keep
+	if created.ExpiresAt == nil || !created.ExpiresAt.Equal(want) {
+		f.t.Errorf("CreateToken ExpiresAt = %v, want %v", created.ExpiresAt, want)
+	}
+	got, err := f.st.TokenByHash(f.ctx, exp)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if got.ExpiresAt == nil || !got.ExpiresAt.Equal(want) {
+		f.t.Errorf("TokenByHash ExpiresAt = %v, want %v", got.ExpiresAt, want)
+	}
+	if got.LastUsedAt != nil {
+		f.t.Errorf("a new token has LastUsedAt %v, want none", got.LastUsedAt)
+	}
+	never := bytes.Repeat([]byte{4}, 32)
+	if _, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: never, Scopes: []string{"scim"}}); err != nil {
+		f.t.Fatal(err)
+	}
+	if got, err := f.st.TokenByHash(f.ctx, never); err != nil || got.ExpiresAt != nil {
+		f.t.Errorf("a token without expiry: ExpiresAt %v, %v; want none", got.ExpiresAt, err)
+	}
+}
+
+func tokenTenantSettings(f *fixture) {
+	tn, other := f.tenant("acme"), f.tenant("other")
+	want := store.TenantSettings{RateLimit: 2.5, RateBurst: 7, DisabledFamilies: []string{"admin"}}
+	if err := f.st.SetTenantSettings(f.ctx, tn.ID, want); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.st.SetTenantSettings(f.ctx, other.ID, store.TenantSettings{NoRateLimit: true}); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		tenant store.Tenant
+		hash   []byte
+		want   store.TenantSettings
+	}{
+		{tn, bytes.Repeat([]byte{5}, 32), want},
+		{other, bytes.Repeat([]byte{6}, 32), store.TenantSettings{NoRateLimit: true}},
+	} {
+		if _, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tc.tenant.ID, Hash: tc.hash, Scopes: []string{"scim"}}); err != nil {
+			f.t.Fatal(err)
+		}
+		got, err := f.st.TokenByHash(f.ctx, tc.hash)
+		if err != nil || got.TenantID != tc.tenant.ID || !reflect.DeepEqual(got.TenantSettings, tc.want) {
+			f.t.Errorf("TokenByHash of a %s token: tenant %s settings %+v, %v; want %+v", tc.tenant.Name, got.TenantID, got.TenantSettings, err, tc.want)
+		}
+	}
+}
+
+func tokenTouch(f *fixture) {
+	tn, other := f.tenant("acme"), f.tenant("other")
+	hash := bytes.Repeat([]byte{7}, 32)
+	tok, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: hash, Scopes: []string{"scim"}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	lastUsed := func() *time.Time {
+		f.t.Helper()
+		got, err := f.st.TokenByHash(f.ctx, hash)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return got.LastUsedAt
+	}
+	for _, tc := range []struct {
+		name     string
+		tenantID string
+		at       time.Time
+		wrote    bool
+		want     time.Time
+	}{
+		{"first use", tn.ID, t0, true, t0},
+		{"within the interval", tn.ID, t0.Add(59 * time.Second), false, t0},
+		{"another tenant's id", other.ID, t0.Add(time.Hour), false, t0},
+		{"an interval later", tn.ID, t0.Add(time.Minute), true, t0.Add(time.Minute)},
+		{"earlier than recorded", tn.ID, t0, false, t0.Add(time.Minute)},
+	} {
+		wrote, err := f.st.TouchToken(f.ctx, tc.tenantID, tok.ID, tc.at, time.Minute)
+		if err != nil || wrote != tc.wrote {
+			f.t.Errorf("%s: TouchToken = %v, %v; want %v", tc.name, wrote, err, tc.wrote)
+		}
+		if got := lastUsed(); got == nil || !got.Equal(tc.want) {
+			f.t.Errorf("%s: LastUsedAt = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if wrote, err := f.st.TouchToken(f.ctx, tn.ID, "00000000-0000-4000-8000-000000000000", t0, time.Minute); err != nil || wrote {
+		f.t.Errorf("TouchToken of an unknown token = %v, %v; want false, nil", wrote, err)
+	}
+}
+
+func tokenList(f *fixture) {
+	tn, other := f.tenant("acme"), f.tenant("other")
+	at := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	var want []string
+	for i, t := range []store.Token{
+		{TenantID: tn.ID, Hash: bytes.Repeat([]byte{8}, 32), Scopes: []string{"scim", "admin"}, Profile: "okta"},
+		{TenantID: other.ID, Hash: bytes.Repeat([]byte{9}, 32), Scopes: []string{"scim"}},
+		{TenantID: tn.ID, Hash: bytes.Repeat([]byte{10}, 32), Scopes: []string{"compat"}, UserID: "u-1", ExpiresAt: &at, Sandbox: true},
+	} {
+		created, err := f.st.CreateToken(f.ctx, t)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if i != 1 {
+			want = append(want, created.ID)
+		}
+	}
+	if err := f.st.RevokeUserTokens(f.ctx, tn.ID, "u-1"); err != nil {
+		f.t.Fatal(err)
+	}
+	got, err := f.st.ListTokens(f.ctx, tn.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var gotIDs []string
+	for _, t := range got {
+		gotIDs = append(gotIDs, t.ID)
+		if len(t.Hash) != 0 || t.TenantID != tn.ID {
+			f.t.Errorf("listed token %+v: want tenant %s and no hash", t, tn.ID)
+		}
+	}
+	if !slices.Equal(gotIDs, want) {
+		f.t.Fatalf("ListTokens = %q, want the tenant's two tokens oldest first %q", gotIDs, want)
+	}
+	if a := got[0]; !slices.Equal(a.Scopes, []string{"scim", "admin"}) || a.Profile != "okta" || a.ExpiresAt != nil || a.RevokedAt != nil {
+		f.t.Errorf("first token listed as %+v", a)
+	}
+	if b := got[1]; b.UserID != "u-1" || !b.Sandbox || b.ExpiresAt == nil || !b.ExpiresAt.Equal(at) || b.RevokedAt == nil {
+		f.t.Errorf("revoked token listed as %+v, want user u-1, sandbox, its expiry and its revocation", b)
 	}
 }
 
