@@ -168,16 +168,7 @@ func (c *Compat) authenticate(ctx context.Context, secret, scope, family string)
 var errFamilyDisabled = errors.New("this API is not enabled for the tenant")
 
 // writeJSON answers with a JSON body.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, `{"error":"internal","message":"cannot encode the response"}`, http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
+var writeJSON = middleware.WriteJSON
 
 // kindStatus is the HTTP status, generic error code and client-safe message of a
 // service error for the families that answer in their own JSON shape. It is the one

@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -79,6 +80,8 @@ func AsError(err error) *Error {
 		return &Error{Kind: KindUniqueness, Detail: "a resource with this value already exists", Err: err}
 	case errors.Is(err, store.ErrPrecondition):
 		return &Error{Kind: KindPrecondition, Detail: "the resource was changed by someone else; read it again and retry", Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Kind: KindUnavailable, Detail: "the request did not finish within the server's time limit; retry later, or ask for less (a smaller count, fewer operations)", Err: err}
 	case errors.Is(err, store.ErrUnavailable):
 		return &Error{Kind: KindUnavailable, Detail: "the database is unavailable; retry later", Err: err}
 	}

@@ -40,39 +40,21 @@ func CheckJSONDepth(raw []byte, max int) error {
 	if max <= 0 {
 		return nil
 	}
-	depth, inString, escaped := 0, false, false
-	for _, b := range raw {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case b == '\\':
-				escaped = true
-			case b == '"':
-				inString = false
-			}
-			continue
-		}
-		switch b {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-			if depth > max {
-				return errorf(KindInvalidSyntax, "the body nests JSON objects and arrays deeper than the limit of %d levels", max)
-			}
-		case '}', ']':
-			if depth > 0 {
-				depth--
-			}
-		}
+	if nesting(raw, '{', '[', '}', ']', max) > max {
+		return errorf(KindInvalidSyntax, "the body nests JSON objects and arrays deeper than the limit of %d levels", max)
 	}
 	return nil
 }
 
 // filterDepth is how deeply a filter nests parentheses (grouping and not (…)) and
 // value paths ([…]), outside its quoted strings.
-func filterDepth(raw string) int {
+func filterDepth(raw string) int { return nesting(raw, '(', '[', ')', ']', 0) }
+
+// nesting is the deepest nesting of the brackets open1/open2 … close1/close2 in
+// raw, outside its double-quoted strings (with backslash escapes, as in JSON and
+// SCIM filters). With stop > 0 it returns as soon as the depth passes stop, so a
+// deeply nested input costs no more than reading it up to there.
+func nesting[T string | []byte](raw T, open1, open2, close1, close2 byte, stop int) int {
 	depth, deepest, inString, escaped := 0, 0, false, false
 	for i := 0; i < len(raw); i++ {
 		b := raw[i]
@@ -90,10 +72,13 @@ func filterDepth(raw string) int {
 		switch b {
 		case '"':
 			inString = true
-		case '(', '[':
+		case open1, open2:
 			depth++
 			deepest = max(deepest, depth)
-		case ')', ']':
+			if stop > 0 && deepest > stop {
+				return deepest
+			}
+		case close1, close2:
 			if depth > 0 {
 				depth--
 			}

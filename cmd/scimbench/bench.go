@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -135,7 +136,20 @@ func (b *bench) lookups(ctx context.Context) {
 	}))
 }
 
+// floorScenario is the cheapest answer the server gives (GET /healthz: no token,
+// no database) over the same client and connections: the ceiling HTTP itself puts
+// on every other scenario on this machine.
+const floorScenario = "HTTP floor: GET /healthz"
+
 func (b *bench) gets(ctx context.Context) {
+	health := strings.TrimSuffix(strings.TrimSuffix(b.cfg.url, "/"), "/scim/v2") + "/healthz"
+	b.add(run(ctx, floorScenario, "scimd", b.timed(), func(ctx context.Context, _, _ int, _ *rand.Rand) error {
+		st, _, err := b.c.doURL(ctx, "GET", health)
+		if err == nil && st != 200 {
+			err = fmt.Errorf("GET /healthz: %d", st)
+		}
+		return err
+	}))
 	b.add(run(ctx, "GET user by id", "scimd", b.timed(), func(ctx context.Context, _, _ int, rng *rand.Rand) error {
 		id := b.ids[b.ok[rng.IntN(len(b.ok))]]
 		var r resource

@@ -68,6 +68,21 @@ func (c *client) do(ctx context.Context, method, path string, q url.Values, body
 	return resp.StatusCode, b, nil
 }
 
+// doURL sends a request without a body to an absolute URL of the server.
+func (c *client) doURL(ctx context.Context, method, u string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	return resp.StatusCode, b, err
+}
+
 // expect sends a request and decodes a JSON answer into out (when not nil), failing
 // unless the status is want.
 func (c *client) expect(ctx context.Context, want int, method, path string, q url.Values, body, out any, hdr ...string) error {

@@ -55,6 +55,8 @@ type Config struct {
 	// DrainDelay is how long serve keeps serving after SIGTERM with /readyz
 	// answering 503, before it closes the listener.
 	DrainDelay time.Duration
+	// RequestTimeout bounds one request, database work included (0: no bound).
+	RequestTimeout time.Duration
 }
 
 // envOr returns the environment variable key, or def when it is unset.
@@ -125,6 +127,8 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 		"failed authentications per second one client address may make on average; beyond it new tokens from the address are 429 with Retry-After without being checked; 0 turns the throttle off (env SCIMD_AUTH_FAIL_LIMIT)")
 	fs.IntVar(&c.AuthFailBurst, "auth-fail-burst", int(envInt("SCIMD_AUTH_FAIL_BURST", 20)),
 		"failed authentications one client address may make at once before --auth-fail-limit applies; 0 means --auth-fail-limit rounded up (env SCIMD_AUTH_FAIL_BURST)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", envDuration("SCIMD_REQUEST_TIMEOUT", time.Minute),
+		"longest a request may take, database work included; past it the answer is 503 with Retry-After and the database work is cancelled; 0: no bound (env SCIMD_REQUEST_TIMEOUT)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", envDuration("SCIMD_DRAIN_DELAY", 0),
 		"after SIGTERM, how long to keep serving while /readyz answers 503, so a load balancer stops sending requests before the listener closes, e.g. 5s (env SCIMD_DRAIN_DELAY)")
 	fs.StringVar(&c.AuditRetention, "audit-retention", envOr("SCIMD_AUDIT_RETENTION", defaultAuditRetention),
@@ -174,6 +178,9 @@ func (c *Config) Validate(serving bool) error {
 		}
 		if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
 			errs = append(errs, fmt.Errorf("--rate-limit must be a number of requests per second, 0 or more (0: no limit)"))
+		}
+		if c.RequestTimeout < 0 || c.RequestTimeout > 0 && c.RequestTimeout < time.Second || c.RequestTimeout > 110*time.Second {
+			errs = append(errs, fmt.Errorf("--request-timeout must be 0 (no bound) or a duration from 1s to 110s (under the 120s write timeout), e.g. 60s"))
 		}
 		if c.DrainDelay < 0 || c.DrainDelay > 5*time.Minute {
 			errs = append(errs, fmt.Errorf("--drain-delay must be a duration from 0 to 5m, e.g. 5s"))

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -60,6 +62,36 @@ func TestIndexPagingWalk(t *testing.T) {
 		}
 		if r.body["totalResults"] != float64(len(all)-3) {
 			t.Fatalf("totalResults after 3 deletes: %v", r.body["totalResults"])
+		}
+	})
+}
+
+// TestLongOrFilter: a client asking for many ids in one filter (id eq … or id eq …,
+// 80 terms, within the filter length limit) gets exactly the users that exist; a
+// chain of one operator is not refused as deep nesting.
+func TestLongOrFilter(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		var want []string
+		var terms []string
+		for i := range 80 {
+			id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+			if i%4 == 0 {
+				r := e.call("POST", "/scim/v2/Users", user(fmt.Sprintf("or%02d@example.com", i))).want(t, 201)
+				id = str(r.body, "id")
+				want = append(want, id)
+			}
+			terms = append(terms, fmt.Sprintf("id eq %q", id))
+		}
+		f := strings.Join(terms, " or ")
+		r := e.call("GET", "/scim/v2/Users?count=100&filter="+url.QueryEscape(f), nil).want(t, 200)
+		if !same(ids(r), want) {
+			t.Fatalf("%d-term or filter: %v, want %v", len(terms), ids(r), want)
+		}
+		// The same chain under not (…) and combined with and still agrees.
+		f = `userName sw "or" and not (` + strings.Join(terms[:40], " or ") + `)`
+		r = e.call("GET", "/scim/v2/Users?count=100&filter="+url.QueryEscape(f), nil).want(t, 200)
+		if !same(ids(r), want[10:]) {
+			t.Fatalf("not (or chain): %v, want %v", ids(r), want[10:])
 		}
 	})
 }

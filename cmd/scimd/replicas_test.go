@@ -224,6 +224,9 @@ func TestReplicas(t *testing.T) {
 		testTerminatedConnections(t, replicas, tokens, db, appName)
 	})
 
+	t.Run("stalled_database", func(t *testing.T) {
+		testStalledDatabase(t, bin, db, tokens[0])
+	})
 	t.Run("sigterm", func(t *testing.T) {
 		testSIGTERM(t, bin, db.dsn, replicas[0], tokens[0])
 	})
@@ -810,6 +813,7 @@ type dbProxy struct {
 	ln     net.Listener
 	mu     sync.Mutex
 	down   bool
+	stall  bool // hold every byte: the database stops answering, connections stay open
 	conns  map[net.Conn]bool
 	wg     sync.WaitGroup
 }
@@ -860,8 +864,8 @@ func (p *dbProxy) forward(c net.Conn) {
 	p.conns[c], p.conns[up] = true, true
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	go func() { p.copy(up, c); done <- struct{}{} }()
+	go func() { p.copy(c, up); done <- struct{}{} }()
 	<-done
 	c.Close()
 	up.Close()
@@ -870,6 +874,37 @@ func (p *dbProxy) forward(c net.Conn) {
 	delete(p.conns, c)
 	delete(p.conns, up)
 	p.mu.Unlock()
+}
+
+// copy forwards src to dst, holding what it read while the proxy is stalled.
+func (p *dbProxy) copy(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for n > 0 && p.stalled() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *dbProxy) stalled() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stall && !p.down
+}
+
+func (p *dbProxy) setStall(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stall = on
 }
 
 func (p *dbProxy) cut() {
@@ -1007,8 +1042,9 @@ func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 	}
 }
 
-// TestDrainDelayConfig: --drain-delay takes a duration from 0 to 5m; anything else is
-// refused at start with the flag named.
+// TestDrainDelayConfig: --drain-delay takes a duration from 0 to 5m and
+// --request-timeout 0 or 1s to 110s; anything else is refused at start with the
+// flag named.
 func TestDrainDelayConfig(t *testing.T) {
 	db := "sqlite://" + filepath.Join(t.TempDir(), "drain.db")
 	serve := func(args ...string) error {
@@ -1022,8 +1058,66 @@ func TestDrainDelayConfig(t *testing.T) {
 			t.Errorf("--drain-delay %s: %v, want it refused", bad, err)
 		}
 	}
+	for _, bad := range []string{"-1s", "500ms", "111s"} {
+		if err := serve("--request-timeout", bad); err == nil || !strings.Contains(err.Error(), "--request-timeout") {
+			t.Errorf("--request-timeout %s: %v, want it refused", bad, err)
+		}
+	}
 	t.Setenv("SCIMD_DRAIN_DELAY", "soon")
 	if err := serve(); err == nil || !strings.Contains(err.Error(), "--drain-delay") {
 		t.Errorf("SCIMD_DRAIN_DELAY=soon: %v, want it refused", err)
+	}
+}
+
+// testStalledDatabase: the database stops answering while connections stay open
+// (a host that vanished without closing them). Requests already waiting on it end
+// at --request-timeout with a 503 SCIM error and Retry-After instead of hanging,
+// and once the database answers again the same process serves normally.
+func testStalledDatabase(t *testing.T, bin string, db *replicaDatabase, token string) {
+	proxy := startDBProxy(t, db.host)
+	p := startScimd(t, bin, db.dsnVia(proxy.addr), "--request-timeout", "2s")
+	p.waitReady(t)
+	client := &http.Client{Timeout: 15 * time.Second}
+	defer client.CloseIdleConnections()
+	if r, err := send(client, "POST", p.url+"/scim/v2/Users", token, user("stall-before@example.com")); err != nil || r.status != 201 {
+		t.Fatalf("create before the stall: %v %+v", err, r)
+	}
+	proxy.setStall(true)
+	var wg sync.WaitGroup
+	results := make([]resp, 4)
+	errs := make([]error, 4)
+	took := make([]time.Duration, 4)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			if i%2 == 0 {
+				results[i], errs[i] = send(client, "POST", p.url+"/scim/v2/Users", token, user(fmt.Sprintf("stall-%d@example.com", i)))
+			} else {
+				results[i], errs[i] = send(client, "GET", p.url+"/scim/v2/Users?filter="+url.QueryEscape(`userName eq "stall-before@example.com"`), token, nil)
+			}
+			took[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	proxy.setStall(false)
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("request %d during the stall: %v (after %s)", i, errs[i], took[i])
+		}
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(str(r.body, "detail"), "time limit") {
+			t.Fatalf("request %d during the stall: %d %v %s, want 503 with Retry-After saying the time limit passed", i, r.status, r.header, r.raw)
+		}
+		if took[i] > 8*time.Second {
+			t.Fatalf("request %d answered after %s with a 2s request timeout", i, took[i])
+		}
+	}
+	pollUntil(t, 10*time.Second, "a create after the stall", func() bool {
+		r, err := send(client, "POST", p.url+"/scim/v2/Users", token, user(fmt.Sprintf("stall-after-%d@example.com", time.Now().UnixNano())))
+		return err == nil && r.status == 201
+	})
+	if strings.Contains(p.logTail(), "request failed") {
+		t.Fatalf("the stall was logged as a server error:\n%s", p.logTail())
 	}
 }

@@ -101,6 +101,7 @@ Try it:
 	h := newHandler(svc, tokens, st, log, &draining, tlsConf != nil, scimhttp.Options{
 		BaseURL: c.BaseURL, MaxBodyBytes: c.MaxBodyBytes,
 		BulkMaxOperations: c.BulkMaxOperations, BulkMaxPayloadBytes: c.BulkMaxPayloadBytes,
+		RequestTimeout: c.RequestTimeout,
 	}, pages.Mount)
 	srv := &http.Server{
 		Handler:           h,
@@ -210,7 +211,7 @@ func startTaskWorker(ctx context.Context, tasks *scim.Tasks, log *zap.Logger) (s
 func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log *zap.Logger, draining *atomic.Bool, overTLS bool, o scimhttp.Options, mounts ...func(middleware.Mux)) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, svc, tokens, st, log, draining, o, mounts...)
-	return middleware.Log(log)(middleware.SecurityHeaders(overTLS)(middleware.ClientAddr(middleware.Audit(svc)(mux))))
+	return middleware.Log(log)(middleware.SecurityHeaders(overTLS)(middleware.ClientAddr(middleware.Audit(svc)(middleware.Deadline(o.RequestTimeout)(mux)))))
 }
 
 // addRoutes registers every route on mux: health, readiness, the SCIM API, the

@@ -119,6 +119,22 @@ func NotePrincipal(next http.Handler) http.Handler {
 	})
 }
 
+// Deadline bounds each request's context to d (no bound when d <= 0), so that
+// database work a request started is cancelled when the request has taken too
+// long; the route's error writer answers 503 (scim.KindUnavailable).
+func Deadline(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if d <= 0 {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
 // Recover turns a panic into a logged error and the caller's 500 response.
 func Recover(log *zap.Logger, onError func(w http.ResponseWriter, r *http.Request, err error)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {

@@ -1,6 +1,7 @@
 package scimhttp
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -72,18 +73,24 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e := scim.AsError(err)
 		st, typ := Status(e.Kind)
 		body = scimerrors.ScimError{Status: st, ScimType: typ, Detail: e.Detail}
-		if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+		switch {
+		case errors.Is(r.Context().Err(), context.DeadlineExceeded):
+			// The request ran out of its time (--request-timeout): the database
+			// work was cancelled; say so, and log it once.
+			s.log.Warn("request timed out", zap.String("request_id", middleware.RequestID(r.Context())), zap.Error(err))
+			st, typ = Status(scim.KindUnavailable)
+			body = scimerrors.ScimError{Status: st, ScimType: typ, Detail: scim.AsError(context.DeadlineExceeded).Detail}
+		case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
 			// The client went away (or its deadline passed): nobody reads this
 			// answer, and it is no server fault to log as one.
 			s.log.Debug("request abandoned by the client", zap.String("request_id", middleware.RequestID(r.Context())), zap.Error(err))
 			writeJSON(w, http.StatusServiceUnavailable, scimerrors.ScimError{Status: http.StatusServiceUnavailable, Detail: "the request was cancelled"})
 			return
-		}
-		if st >= 500 {
+		case st >= 500:
 			id := errorID()
 			body.Detail = e.Detail + " (error id " + id + ")"
 			s.log.Error("request failed", zap.String("error_id", id), zap.String("request_id", middleware.RequestID(r.Context())), zap.Error(err))
-		} else {
+		default:
 			s.log.Debug("request refused", zap.String("request_id", middleware.RequestID(r.Context())), zap.Int("status", st), zap.String("detail", e.Detail))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -51,6 +52,10 @@ type Options struct {
 	// BulkMaxPayloadBytes bounds the body of a bulk request; larger ones are 413. Zero:
 	// DefaultBulkMaxPayloadBytes; never below MaxBodyBytes.
 	BulkMaxPayloadBytes int64
+	// RequestTimeout bounds how long one request may take, database work
+	// included; past it the request is answered 503 with Retry-After. Zero: no
+	// bound (the HTTP server's write timeout still applies).
+	RequestTimeout time.Duration
 }
 
 // New returns the SCIM API handler: it authenticates every request with authn and

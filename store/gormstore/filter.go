@@ -91,19 +91,30 @@ func (c *compiler) expr(e filter.Expression, in *source) (string, error) {
 	}
 	switch n := e.(type) {
 	case *filter.LogicalExpression:
-		l, err := c.expr(n.Left, in)
-		if err != nil {
-			return "", err
+		// A chain of one operator (a or b or c …, which the parser nests one level
+		// per term) is one flat SQL list, and one level deep: a client asking for
+		// many ids at once is not refused for nesting, and the SQL stays shallow.
+		var terms []string
+		var chain func(e filter.Expression) error
+		chain = func(e filter.Expression) error {
+			if l, ok := e.(*filter.LogicalExpression); ok && l.Operator == n.Operator {
+				if err := chain(l.Left); err != nil {
+					return err
+				}
+				return chain(l.Right)
+			}
+			t, err := c.expr(e, in)
+			terms = append(terms, t)
+			return err
 		}
-		r, err := c.expr(n.Right, in)
-		if err != nil {
+		if err := chain(n); err != nil {
 			return "", err
 		}
 		op := " AND "
 		if n.Operator == filter.OR {
 			op = " OR "
 		}
-		return "(" + l + op + r + ")", nil
+		return "(" + strings.Join(terms, op) + ")", nil
 	case *filter.NotExpression:
 		inner, err := c.expr(n.Expression, in)
 		if err != nil {

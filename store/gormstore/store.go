@@ -402,12 +402,21 @@ func (s *Store) Get(ctx context.Context, tenantID string, kind store.Kind, id st
 	db := s.prep.WithContext(ctx)
 	r, err := s.getRow(db, tenantID, kind, id, "", opts.Groups)
 	if err != nil {
-		return nil, err
+		return nil, ctxErr(ctx, err)
 	}
 	if err := s.fill(db, tenantID, []*store.Resource{r}, opts); err != nil {
-		return nil, err
+		return nil, ctxErr(ctx, err)
 	}
 	return r, nil
+}
+
+// ctxErr says that a read failed because its context ended (the request's
+// deadline passed, or its client left), whatever the database reported.
+func ctxErr(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w: %v", ctx.Err(), err)
+	}
+	return err
 }
 
 func (s *Store) getRow(db *gorm.DB, tenantID string, kind store.Kind, id, lock string, withGroups bool) (*store.Resource, error) {
@@ -424,6 +433,11 @@ func (s *Store) getRow(db *gorm.DB, tenantID string, kind store.Kind, id, lock s
 
 // List returns one page of the tenant's resources matching opts.Filter, oldest first.
 func (s *Store) List(ctx context.Context, tenantID string, kind store.Kind, opts store.ListOptions) (store.ListResult, error) {
+	res, err := s.list(ctx, tenantID, kind, opts)
+	return res, ctxErr(ctx, err)
+}
+
+func (s *Store) list(ctx context.Context, tenantID string, kind store.Kind, opts store.ListOptions) (store.ListResult, error) {
 	where := "t.tenant_id = ?"
 	args := []any{tenantID}
 	if opts.Filter != nil {
@@ -850,6 +864,11 @@ func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 			break
 		}
 		s.log.Debug("transaction conflict, retrying", zap.Int("attempt", attempt), zap.Error(err))
+	}
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		// The request's deadline passed (or its client left) mid-transaction: the
+		// database's own error (SQLite says "interrupted") means that.
+		return fmt.Errorf("%w: %v", ctx.Err(), err)
 	}
 	if err != nil && (s.unavailable(err) || s.d.IsRetryable(err)) {
 		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
