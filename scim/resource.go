@@ -98,22 +98,26 @@ func (r *Resource) render(baseURL string) map[string]any {
 func withRefs(items []any, baseURL, path string) []any {
 	out := make([]any, len(items))
 	for i, it := range items {
-		m := it.(map[string]any)
-		c := make(map[string]any, len(m)+1)
-		for k, v := range m {
-			c[k] = v
-		}
-		p := path
-		if p == "" {
-			p = "/Users/"
-			if m["type"] == string(GroupKind) {
-				p = "/Groups/"
-			}
-		}
-		c["$ref"] = baseURL + p + url.PathEscape(fmt.Sprint(m["value"]))
-		out[i] = c
+		out[i] = withRef(it.(map[string]any), baseURL, path)
 	}
 	return out
+}
+
+// withRef is a copy of the member or group reference m with its $ref: under path,
+// or for members ("") under /Users/ or /Groups/ by the member's type.
+func withRef(m map[string]any, baseURL, path string) map[string]any {
+	c := make(map[string]any, len(m)+1)
+	for k, v := range m {
+		c[k] = v
+	}
+	if path == "" {
+		path = "/Users/"
+		if m["type"] == string(GroupKind) {
+			path = "/Groups/"
+		}
+	}
+	c["$ref"] = baseURL + path + url.PathEscape(fmt.Sprint(m["value"]))
+	return c
 }
 
 // fromStore turns a stored resource into a Resource, decoding its document.
@@ -125,11 +129,7 @@ func (t Types) fromStore(sr *store.Resource) (*Resource, error) {
 	if sr.Kind == GroupKind && len(sr.Members) > 0 {
 		ms := make([]any, len(sr.Members))
 		for i, m := range sr.Members {
-			e := map[string]any{"value": m.Value, "type": string(m.Type)}
-			if m.Display != "" {
-				e["display"] = m.Display
-			}
-			ms[i] = e
+			ms[i] = memberAttr(m)
 		}
 		attrs["members"] = ms
 	}
@@ -146,6 +146,16 @@ func (t Types) fromStore(sr *store.Resource) (*Resource, error) {
 	}
 	return &Resource{Kind: sr.Kind, ID: sr.ID, Version: sr.Version, Created: sr.Created, LastModified: sr.LastModified,
 		Attrs: attrs, rt: t.Of(sr.Kind)}, nil
+}
+
+// memberAttr is one element of a group's "members" (RFC 7643 §4.2), before its
+// $ref is added.
+func memberAttr(m store.Member) map[string]any {
+	e := map[string]any{"value": m.Value, "type": string(m.Type)}
+	if m.Display != "" {
+		e["display"] = m.Display
+	}
+	return e
 }
 
 func decodeDoc(b []byte) (map[string]any, error) {

@@ -20,6 +20,7 @@ import (
 type Store interface {
 	Create(ctx context.Context, r *store.Resource) error
 	Get(ctx context.Context, tenantID string, kind store.Kind, id string, opts store.ReadOptions) (*store.Resource, error)
+	EachMember(ctx context.Context, tenantID, groupID string, fn func(store.Member) error) error
 	List(ctx context.Context, tenantID string, kind store.Kind, opts store.ListOptions) (store.ListResult, error)
 	Update(ctx context.Context, tenantID string, kind store.Kind, id string, fn store.Updater) (*store.Resource, error)
 	Delete(ctx context.Context, tenantID string, kind store.Kind, id string, ifVersion int64) error
@@ -170,6 +171,15 @@ func (s *Service) Get(ctx context.Context, tenantID string, kind ResourceKind, i
 		return nil, AsError(err)
 	}
 	return r, nil
+}
+
+// EachMember calls fn with each member of the tenant's group as an answer shows it
+// (value, type, display and $ref under baseURL; RFC 7643 §4.2), one at a time, so
+// that a group of any size is answered in bounded memory.
+func (s *Service) EachMember(ctx context.Context, tenantID, groupID, baseURL string, fn func(map[string]any) error) error {
+	return s.st.EachMember(ctx, tenantID, normID(groupID), func(m store.Member) error {
+		return fn(withRef(memberAttr(m), baseURL, ""))
+	})
 }
 
 func (s *Service) notFound(kind ResourceKind, id string, err error) error {

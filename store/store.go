@@ -429,6 +429,11 @@ type Store interface {
 	// tenant is ErrConflict; a member naming nothing is a MemberError.
 	Create(ctx context.Context, r *Resource) error
 	Get(ctx context.Context, tenantID string, kind Kind, id string, opts ReadOptions) (*Resource, error)
+	// EachMember calls fn for each member of the tenant's group groupID, in the
+	// order Get lists them, reading one row at a time so that a group of any size
+	// is served in bounded memory. A group without members, or none of that id,
+	// calls fn never; an error from fn stops the walk and is returned.
+	EachMember(ctx context.Context, tenantID, groupID string, fn func(Member) error) error
 	List(ctx context.Context, tenantID string, kind Kind, opts ListOptions) (ListResult, error)
 	// Update loads the resource, runs fn on it inside the transaction, bumps Version
 	// and LastModified, and writes it back together with fn's membership changes.

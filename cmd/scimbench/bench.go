@@ -34,12 +34,13 @@ func (b *bench) timed() load {
 }
 
 func (b *bench) add(r Result) {
-	b.results = append(b.results, r)
-	if b.rss != nil {
-		b.maxRSS = max(b.maxRSS, b.rss())
+	if b.rss != nil && r.Side == "scimd" {
+		r.ServerRSS = b.rss()
+		b.maxRSS = max(b.maxRSS, r.ServerRSS)
 	}
-	fmt.Fprintf(b.cfg.progress, "  %-30s %-8s %7d ops %5d err %9.1f req/s  p50 %7.2f ms  p99 %7.2f ms\n",
-		r.Scenario, r.Side, r.Ops, r.Errors, r.RPS, r.P50, r.P99)
+	b.results = append(b.results, r)
+	fmt.Fprintf(b.cfg.progress, "  %-30s %-8s %7d ops %5d err %9.1f req/s  p50 %7.2f ms  p99 %7.2f ms  rss %4d MB\n",
+		r.Scenario, r.Side, r.Ops, r.Errors, r.RPS, r.P50, r.P99, r.ServerRSS>>20)
 	if r.FirstErr != "" {
 		fmt.Fprintf(b.cfg.progress, "    first error: %.300s\n", r.FirstErr)
 	}

@@ -22,6 +22,9 @@ type Result struct {
 	P95      float64 `json:"p95_ms"`
 	P99      float64 `json:"p99_ms"`
 	FirstErr string  `json:"first_error,omitempty"`
+	// ServerRSS is scimd's resident set in bytes right after the scenario (scimd
+	// side, when scimbench started the server).
+	ServerRSS int64 `json:"server_rss_bytes,omitempty"`
 }
 
 // load describes one bounded run: at most MaxOps operations and at most MaxTime,

@@ -1,9 +1,11 @@
 package scimhttp
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -231,6 +233,81 @@ func projection(r *http.Request) scim.Projection {
 	return scim.Projection{Attributes: scim.SplitList(q.Get("attributes")), Excluded: scim.SplitList(q.Get("excludedAttributes"))}
 }
 
+// streamsMembers reports whether an answer about a resource of kind under proj is a
+// group with its whole member list in the default form, which writeStreamed writes
+// row by row: the resource is then read without members (readProjection).
+func streamsMembers(kind scim.ResourceKind, proj scim.Projection) bool {
+	return kind == scim.GroupKind && len(proj.Attributes) == 0 && len(proj.Excluded) == 0
+}
+
+// readProjection is the projection to read a resource with for an answer under
+// proj: without members when writeStreamed adds them.
+func readProjection(kind scim.ResourceKind, proj scim.Projection) scim.Projection {
+	if streamsMembers(kind, proj) {
+		return scim.Projection{Excluded: []string{"members"}}
+	}
+	return proj
+}
+
+// answer writes res under proj: a group's members streamed from the store when
+// streamsMembers, otherwise as writeResource does.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, status int, kind scim.ResourceKind, res *scim.Resource, proj scim.Projection) {
+	if streamsMembers(kind, proj) {
+		s.writeStreamed(w, r, status, res)
+		return
+	}
+	s.writeResource(w, r, status, res, proj)
+}
+
+// writeStreamed writes a group read without members, then its members as they come
+// from the database, so that a group of 100,000 members costs the server no more
+// memory than one of ten. The members are read after the group's row: a member
+// change committed in between shows in the list but not in the ETag, whose
+// If-Match then fails (412) rather than overwriting it. A failure once the answer
+// has begun cuts the connection, so the client sees a broken answer, never a
+// well-formed wrong one.
+func (s *Server) writeStreamed(w http.ResponseWriter, r *http.Request, status int, res *scim.Resource) {
+	base := s.base(r)
+	head, err := json.Marshal(res.Render(base, scim.Projection{}))
+	if err != nil || len(head) < 2 {
+		s.writeError(w, r, fmt.Errorf("encode group %s: %w", res.ID, err))
+		return
+	}
+	w.Header().Set("ETag", res.ETag())
+	if status == http.StatusCreated {
+		w.Header().Set("Location", res.Location(base))
+	}
+	w.Header().Set("Content-Type", "application/scim+json")
+	w.WriteHeader(status)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	_, _ = bw.Write(head[:len(head)-1])
+	n := 0
+	err = s.svc.EachMember(r.Context(), tenant(r), res.ID, base, func(m map[string]any) error {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			_, _ = bw.WriteString(`,"members":[`)
+		} else {
+			_ = bw.WriteByte(',')
+		}
+		n++
+		_, err = bw.Write(b)
+		return err
+	})
+	if err != nil {
+		s.log.Warn("group answer cut short", zap.String("request_id", middleware.RequestID(r.Context())),
+			zap.String("group", res.ID), zap.Int("members_written", n), zap.Error(err))
+		panic(http.ErrAbortHandler)
+	}
+	if n > 0 {
+		_ = bw.WriteByte(']')
+	}
+	_ = bw.WriteByte('}')
+	_ = bw.Flush()
+}
+
 func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, status int, res *scim.Resource, proj scim.Projection) {
 	base := s.base(r)
 	w.Header().Set("ETag", res.ETag())
@@ -259,7 +336,7 @@ func (s *Server) create(kind scim.ResourceKind) handlerFunc {
 func (s *Server) get(kind scim.ResourceKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		proj := projection(r)
-		res, err := s.svc.Get(r.Context(), tenant(r), kind, r.PathValue("id"), proj)
+		res, err := s.svc.Get(r.Context(), tenant(r), kind, r.PathValue("id"), readProjection(kind, proj))
 		if err != nil {
 			return err
 		}
@@ -268,7 +345,7 @@ func (s *Server) get(kind scim.ResourceKind) handlerFunc {
 			w.WriteHeader(http.StatusNotModified)
 			return nil
 		}
-		s.writeResource(w, r, http.StatusOK, res, proj)
+		s.answer(w, r, http.StatusOK, kind, res, proj)
 		return nil
 	}
 }
@@ -293,11 +370,11 @@ func (s *Server) replace(kind scim.ResourceKind) handlerFunc {
 			return err
 		}
 		proj := projection(r)
-		res, err := s.svc.Replace(r.Context(), tenant(r), kind, r.PathValue("id"), body, r.Header.Get("If-Match"), proj)
+		res, err := s.svc.Replace(r.Context(), tenant(r), kind, r.PathValue("id"), body, r.Header.Get("If-Match"), readProjection(kind, proj))
 		if err != nil {
 			return err
 		}
-		s.writeResource(w, r, http.StatusOK, res, proj)
+		s.answer(w, r, http.StatusOK, kind, res, proj)
 		return nil
 	}
 }
@@ -327,7 +404,7 @@ func (s *Server) patch(kind scim.ResourceKind) handlerFunc {
 				a.Status = http.StatusNoContent // the status the audit event records
 			}
 		}
-		res, err := s.svc.Patch(r.Context(), tenant(r), kind, r.PathValue("id"), ops, r.Header.Get("If-Match"), proj)
+		res, err := s.svc.Patch(r.Context(), tenant(r), kind, r.PathValue("id"), ops, r.Header.Get("If-Match"), readProjection(kind, proj))
 		if err != nil {
 			return err
 		}
@@ -339,7 +416,7 @@ func (s *Server) patch(kind scim.ResourceKind) handlerFunc {
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
-		s.writeResource(w, r, http.StatusOK, res, proj)
+		s.answer(w, r, http.StatusOK, kind, res, proj)
 		return nil
 	}
 }

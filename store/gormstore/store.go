@@ -559,6 +559,36 @@ func (s *Store) seekPage(db *gorm.DB, tenantID string, kind store.Kind, opts sto
 	return res, nil
 }
 
+// EachMember walks a group's members row by row (see store.Store.EachMember), with
+// the same display values and order as fill.
+func (s *Store) EachMember(ctx context.Context, tenantID, groupID string, fn func(store.Member) error) error {
+	rows, err := s.prep.WithContext(ctx).Raw(`SELECT m.member_id, m.member_type,
+			COALESCE(u.display_name, u.user_name, g.display_name) AS display
+		FROM group_members AS m
+		LEFT JOIN users AS u ON m.member_type = 'User' AND u.tenant_id = m.tenant_id AND u.id = m.member_id
+		LEFT JOIN "groups" AS g ON m.member_type = 'Group' AND g.tenant_id = m.tenant_id AND g.id = m.member_id
+		WHERE m.tenant_id = ? AND m.group_id = ? ORDER BY m.member_id`, tenantID, groupID).Rows()
+	if err != nil {
+		return ctxErr(ctx, s.readErr(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, typ string
+		var display *string
+		if err := rows.Scan(&id, &typ, &display); err != nil {
+			return ctxErr(ctx, s.readErr(err))
+		}
+		m := store.Member{Value: id, Type: store.Kind(typ)}
+		if display != nil {
+			m.Display = *display
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return ctxErr(ctx, s.readErr(rows.Err()))
+}
+
 // chunk is how many values go into one IN list, well under every database's
 // parameter limit.
 const chunk = 500

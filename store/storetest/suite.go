@@ -112,6 +112,7 @@ var contracts = []struct {
 		{"replace_with_add", membersReplaceWithAdd},
 		{"order_within_step", membersOrderWithinStep},
 		{"steps_in_order", membersStepsInOrder},
+		{"each_member_like_get", membersEachLikeGet},
 	}},
 	{"list", []contractCase{
 		{"paging", listPaging},
