@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+
+	"github.com/scimd/scimd/scim"
 )
 
 // TestGroupMembersStreamed: the default answer about a group (GET, PUT and PATCH
@@ -57,6 +59,39 @@ func TestGroupMembersStreamed(t *testing.T) {
 		}
 		if r := e.call("GET", "/scim/v2/Groups/"+id, nil).want(t, 200); r.body["members"] != nil {
 			t.Fatalf("empty group lists members: %.300s", r.raw)
+		}
+	})
+}
+
+// TestIdPGroupPatchMinimal: a group PATCH from an okta or entra token answers 204
+// with the new ETag (both connectors take it and read no member list), any other
+// token 200 with the group; the change is made either way.
+func TestIdPGroupPatchMinimal(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		u := e.call("POST", "/scim/v2/Users", user("idp-member@example.com")).want(t, 201)
+		for _, profile := range []string{"okta", "entra", "lenient", "strict"} {
+			tok, err := e.tokens.Issue(t.Context(), "default", scim.TokenOptions{Scopes: []string{"scim"}, Profile: profile})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := e.call("POST", "/scim/v2/Groups", map[string]any{
+				"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": "idp " + profile,
+			}).want(t, 201)
+			id := str(g.body, "id")
+			r := e.callAs(tok, "PATCH", "/scim/v2/Groups/"+id, map[string]any{
+				"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+				"Operations": []any{map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": str(u.body, "id")}}}},
+			})
+			want := 200
+			if profile == "okta" || profile == "entra" {
+				want = 204
+			}
+			if r.status != want || r.header.Get("ETag") != `W/"2"` || (want == 204 && r.raw != "") {
+				t.Fatalf("%s: %d %v %q, want %d with ETag W/\"2\"", profile, r.status, r.header, r.raw, want)
+			}
+			if m := e.call("GET", "/scim/v2/Groups/"+id, nil).want(t, 200).body["members"]; m == nil {
+				t.Fatalf("%s: the member was not added", profile)
+			}
 		}
 	})
 }

@@ -391,10 +391,12 @@ func (s *Server) patch(kind scim.ResourceKind) handlerFunc {
 		}
 		// RFC 7644 §3.5.2: 200 with the resource, or 204 when the client prefers a
 		// minimal answer (RFC 7240 Prefer: return=minimal). Entra's provisioning
-		// service expects 204 for a group PATCH and gains nothing from the member
-		// list a 200 would carry.
-		entraGroup := kind == scim.GroupKind && principalProfile(r) == scim.ProfileEntra
-		minimal := preferMinimal(r) || entraGroup
+		// service expects 204 for a group PATCH, Okta's Group Push takes 200 or 204,
+		// and neither reads the member list a 200 would carry: tokens of their
+		// profiles get 204, so one member more or less costs the same in a group of
+		// any size.
+		idpGroup := kind == scim.GroupKind && (principalProfile(r) == scim.ProfileEntra || principalProfile(r) == scim.ProfileOkta)
+		minimal := preferMinimal(r) || idpGroup
 		proj := projection(r)
 		if minimal {
 			// A 204 carries no body: read back no memberships, so that changing
@@ -410,7 +412,7 @@ func (s *Server) patch(kind scim.ResourceKind) handlerFunc {
 		}
 		if minimal {
 			w.Header().Set("ETag", res.ETag())
-			if !entraGroup {
+			if !idpGroup {
 				w.Header().Set("Preference-Applied", "return=minimal")
 			}
 			w.WriteHeader(http.StatusNoContent)
