@@ -209,7 +209,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, erro
 		FROM api_tokens AS k JOIN tenants AS n ON n.id = k.tenant_id WHERE k.hash = ?`,
 		fmt.Sprintf("%x", hash)).Scan(&rows).Error
 	if err != nil {
-		return store.Token{}, s.readErr(err)
+		return store.Token{}, ctxErr(ctx, s.readErr(err))
 	}
 	if len(rows) == 0 {
 		return store.Token{}, store.ErrNotFound
