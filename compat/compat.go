@@ -152,10 +152,7 @@ func (c *Compat) authenticate(ctx context.Context, secret, scope, family string)
 	if !p.Has(scope) {
 		return scim.Principal{}, scim.Tenant{}, &scim.Error{Kind: scim.KindForbidden, Detail: "this token lacks the " + scope + " scope"}
 	}
-	tn, err := c.tokens.Tenant(ctx, p.TenantID)
-	if err != nil {
-		return scim.Principal{}, scim.Tenant{}, err
-	}
+	tn := p.Tenant
 	for _, f := range tn.Settings.DisabledFamilies {
 		if f == family {
 			return scim.Principal{}, scim.Tenant{}, errFamilyDisabled

@@ -171,10 +171,7 @@ func (p *platform) authenticate(r *http.Request) (scim.Principal, error) {
 	if pa.TenantID != px.TenantID {
 		return scim.Principal{}, platformUnauthorized("the Authorization token and the x-app-token must belong to the same tenant")
 	}
-	tn, err := p.c.tokens.Tenant(ctx, pa.TenantID)
-	if err != nil {
-		return scim.Principal{}, err
-	}
+	tn := pa.Tenant
 	if cred.basic && !strings.EqualFold(cred.user, tn.Name) {
 		return scim.Principal{}, platformUnauthorized("the Basic user name must be the tenant's name")
 	}

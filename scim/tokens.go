@@ -67,6 +67,10 @@ type Principal struct {
 	Profile string
 	// Sandbox is set for sandbox tokens.
 	Sandbox bool
+	// Tenant is the token's tenant (id, name and settings, without its creation
+	// time), read with the token, so routes that consult its settings need no
+	// second query.
+	Tenant Tenant
 }
 
 // Has reports whether the principal holds scope.
@@ -381,7 +385,8 @@ func (t *Tokens) lookup(ctx context.Context, h [32]byte) (store.Token, error) {
 }
 
 func principalOf(tok store.Token) Principal {
-	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes, UserID: tok.UserID, Profile: tok.Profile, Sandbox: tok.Sandbox}
+	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes, UserID: tok.UserID, Profile: tok.Profile, Sandbox: tok.Sandbox,
+		Tenant: Tenant{ID: tok.TenantID, Name: tok.TenantName, Settings: tok.TenantSettings}}
 }
 
 // Bootstrap prepares a fresh install. With secret set, the default tenant is created

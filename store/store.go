@@ -130,9 +130,10 @@ type Token struct {
 	// LastUsedAt is the last use recorded with TouchToken, which keeps it only
 	// to within an interval; nil when none was.
 	LastUsedAt *time.Time
-	// TenantSettings are the settings of the token's tenant, read by TokenByHash
-	// in the same query as the token (zero elsewhere).
+	// TenantSettings and TenantName are the settings and name of the token's
+	// tenant, read by TokenByHash in the same query as the token (zero elsewhere).
 	TenantSettings TenantSettings
+	TenantName     string
 }
 
 // Resource is one stored SCIM resource. Doc holds the resource's attributes as JSON

@@ -151,8 +151,10 @@ type tokenRow struct {
 	RevokedAt  *time.Time
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
-	// Settings are the tenant's, selected with the token by TokenByHash.
-	Settings string
+	// Settings and TenantName are the tenant's, selected with the token by
+	// TokenByHash.
+	Settings   string
+	TenantName string
 }
 
 func (r tokenRow) token() store.Token {
@@ -166,6 +168,7 @@ func (r tokenRow) token() store.Token {
 	}
 	// Settings are only ever written by SetTenantSettings; an unreadable value
 	// leaves the defaults, as for tenantRow.
+	t.TenantName = r.TenantName
 	if r.Settings != "" && r.Settings != "{}" {
 		_ = json.Unmarshal([]byte(r.Settings), &t.TenantSettings)
 	}
@@ -206,7 +209,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, er
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
 	// Read with database/sql's Scan: this runs on every request (see scanResources).
 	rows, err := s.prep.WithContext(ctx).Raw(`SELECT k.id, k.tenant_id, k.hash, k.scopes, k.user_id, k.profile, k.sandbox, k.created, k.revoked_at,
-		k.expires_at, k.last_used_at, n.settings
+		k.expires_at, k.last_used_at, n.settings, n.name
 		FROM api_tokens AS k JOIN tenants AS n ON n.id = k.tenant_id WHERE k.hash = ?`,
 		hex.EncodeToString(hash)).Rows()
 	if err != nil {
@@ -221,7 +224,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, erro
 	}
 	var r tokenRow
 	if err := rows.Scan(&r.ID, &r.TenantID, &r.Hash, &r.Scopes, &r.UserID, &r.Profile, &r.Sandbox, &r.Created, &r.RevokedAt,
-		&r.ExpiresAt, &r.LastUsedAt, &r.Settings); err != nil {
+		&r.ExpiresAt, &r.LastUsedAt, &r.Settings, &r.TenantName); err != nil {
 		return store.Token{}, ctxErr(ctx, s.readErr(err))
 	}
 	return r.token(), nil

@@ -641,8 +641,8 @@ func tokenTenantSettings(f *fixture) {
 			f.t.Fatal(err)
 		}
 		got, err := f.st.TokenByHash(f.ctx, tc.hash)
-		if err != nil || got.TenantID != tc.tenant.ID || !reflect.DeepEqual(got.TenantSettings, tc.want) {
-			f.t.Errorf("TokenByHash of a %s token: tenant %s settings %+v, %v; want %+v", tc.tenant.Name, got.TenantID, got.TenantSettings, err, tc.want)
+		if err != nil || got.TenantID != tc.tenant.ID || got.TenantName != tc.tenant.Name || !reflect.DeepEqual(got.TenantSettings, tc.want) {
+			f.t.Errorf("TokenByHash of a %s token: tenant %s %q settings %+v, %v; want %+v", tc.tenant.Name, got.TenantID, got.TenantName, got.TenantSettings, err, tc.want)
 		}
 	}
 }
