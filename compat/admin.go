@@ -527,17 +527,11 @@ func adminView(u *scim.Resource) adminUser {
 // id, and the error is logged with it.
 func (c *Compat) adminError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := adminStatus(err)
-	scim.ActorFrom(r.Context()).Refuse(code)
-	log := c.log.Named("admin")
-	rid := middleware.RequestID(r.Context())
-	switch {
-	case status >= 500 && status != http.StatusServiceUnavailable:
-		msg = "internal error (error id " + logInternal(log, r, "request failed", err) + ")"
-	case status == http.StatusServiceUnavailable:
+	if id := refused(c.log.Named("admin"), r, "request failed", status, code, msg, err); id != "" {
+		msg = "internal error (error id " + id + ")"
+	}
+	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
-		log.Warn("request failed", zap.String("request_id", rid), zap.Error(err))
-	default:
-		log.Debug("request refused", zap.String("request_id", rid), zap.Int("status", status), zap.String("code", code), zap.String("message", msg))
 	}
 	if status == http.StatusUnauthorized && code == "unauthorized" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="scimd"`)

@@ -196,6 +196,25 @@ func kindStatus(e *scim.Error) (int, string, string) {
 // logInternal logs an unexpected error once, at error level, with a fresh error id
 // and the request id, and returns the id for the answer: the error's own text never
 // reaches the client.
+// refused is what every family's error writer does besides shaping its body: it
+// puts code on the request's audit event and logs the error once — a 500 at error
+// level under a fresh error id, which it returns for the answer to name; any other
+// 5xx (503: the database is unreachable) at warn; a refusal (4xx) at debug. failMsg
+// is the family's log message for failures.
+func refused(log *zap.Logger, r *http.Request, failMsg string, status int, code, msg string, err error) (errorID string) {
+	scim.ActorFrom(r.Context()).Refuse(code)
+	rid := middleware.RequestID(r.Context())
+	switch {
+	case status == http.StatusInternalServerError:
+		return logInternal(log, r, failMsg, err, zap.Int("status", status))
+	case status >= 500:
+		log.Warn(failMsg, zap.String("request_id", rid), zap.Int("status", status), zap.Error(err))
+	default:
+		log.Debug("request refused", zap.String("request_id", rid), zap.Int("status", status), zap.String("code", code), zap.String("message", msg))
+	}
+	return ""
+}
+
 func logInternal(log *zap.Logger, r *http.Request, msg string, err error, fields ...zap.Field) string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)

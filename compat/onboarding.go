@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/auth"
 	"github.com/scimd/scimd/scim/middleware"
@@ -666,16 +664,8 @@ func (c *Compat) onboardingWriteError(w http.ResponseWriter, r *http.Request, er
 	default:
 		oe = onboardingFromSCIM(scim.AsError(err))
 	}
-	scim.ActorFrom(r.Context()).Refuse(oe.errorType)
-	reqID := middleware.RequestID(r.Context())
-	switch {
-	case oe.status == http.StatusInternalServerError:
-		oe.message = "internal error (error id " + logInternal(c.log, r, "onboarding request failed", err) + ")"
-	case oe.status >= 500:
-		c.log.Error("onboarding request failed", zap.String("request_id", reqID), zap.Int("status", oe.status), zap.Error(err))
-	default:
-		c.log.Debug("onboarding request refused", zap.String("request_id", reqID), zap.Int("status", oe.status),
-			zap.String("error_type", oe.errorType), zap.String("message", oe.message))
+	if id := refused(c.log, r, "onboarding request failed", oe.status, oe.errorType, oe.message, err); id != "" {
+		oe.message = "internal error (error id " + id + ")"
 	}
 	switch oe.status {
 	case http.StatusUnauthorized:

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	"go.uber.org/zap"
-
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/auth"
 	"github.com/scimd/scimd/scim/middleware"
@@ -341,15 +339,8 @@ func (c *Compat) partnerWriteError(w http.ResponseWriter, r *http.Request, err e
 	default:
 		pe = partnerFromSCIM(scim.AsError(err))
 	}
-	scim.ActorFrom(r.Context()).Refuse(pe.code)
-	reqID := middleware.RequestID(r.Context())
-	switch {
-	case pe.status == http.StatusInternalServerError:
-		pe.message = "internal error (error id " + logInternal(c.log, r, "partner request failed", err) + ")"
-	case pe.status >= 500:
-		c.log.Error("partner request failed", zap.String("request_id", reqID), zap.Int("status", pe.status), zap.Error(err))
-	default:
-		c.log.Debug("partner request refused", zap.String("request_id", reqID), zap.Int("status", pe.status), zap.String("error", pe.code), zap.String("message", pe.message))
+	if id := refused(c.log, r, "partner request failed", pe.status, pe.code, pe.message, err); id != "" {
+		pe.message = "internal error (error id " + id + ")"
 	}
 	switch pe.status {
 	case http.StatusUnauthorized:

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"go.uber.org/zap"
-
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/auth"
 	"github.com/scimd/scimd/scim/middleware"
@@ -137,12 +135,8 @@ func superuserStatus(err error) (int, string, string) {
 // superuserWriteError is the family's one error writer: {"error": code, "msg": text}.
 func (c *Compat) superuserWriteError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := superuserStatus(err)
-	scim.ActorFrom(r.Context()).Refuse(code)
-	rid := middleware.RequestID(r.Context())
-	if status >= http.StatusInternalServerError && status != http.StatusServiceUnavailable {
-		msg += " (error id " + logInternal(c.log, r, "superuser request failed", err) + ")"
-	} else {
-		c.log.Debug("superuser request refused", zap.String("request_id", rid), zap.Int("status", status), zap.String("code", code), zap.String("msg", msg))
+	if id := refused(c.log, r, "superuser request failed", status, code, msg, err); id != "" {
+		msg += " (error id " + id + ")"
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
