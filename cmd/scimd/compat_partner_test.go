@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.uber.org/zap/zaptest"
@@ -740,7 +738,7 @@ func TestPartnerUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := partnerStartProxy(t, u.Host)
+	p := startDBProxy(t, u.Host)
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery, u.Host = q.Encode(), p.addr
@@ -763,56 +761,4 @@ func TestPartnerUnavailable(t *testing.T) {
 	if err := direct.DB().Raw(`SELECT count(*) FROM users WHERE user_name = 'down@example.com'`).Scan(&n).Error; err != nil || n != 0 {
 		t.Errorf("users named down: %d %v", n, err)
 	}
-}
-
-// partnerProxy forwards TCP connections to a database until cut, after which it
-// refuses new connections and has closed the open ones.
-type partnerProxy struct {
-	addr  string
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-	wg    sync.WaitGroup
-}
-
-func partnerStartProxy(t *testing.T, target string) *partnerProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &partnerProxy{addr: ln.Addr().String(), ln: ln}
-	t.Cleanup(func() { p.cut(); p.wg.Wait() })
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); up.Close() }()
-			go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *partnerProxy) cut() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }
