@@ -542,7 +542,6 @@ func (e *platformStatusError) Error() string { return e.detail }
 // §3.12) with status as a string, scimType where the RFC defines one, and a detail. A
 // 500 carries only an error id, which is logged with the error.
 func (p *platform) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	rid := middleware.RequestID(r.Context())
 	var body scimerrors.ScimError
 	var se *platformStatusError
 	switch {
@@ -556,20 +555,13 @@ func (p *platform) writeError(w http.ResponseWriter, r *http.Request, err error)
 		e := scim.AsError(err)
 		st, typ := scimhttp.Status(e.Kind)
 		body = scimerrors.ScimError{Status: st, ScimType: typ, Detail: e.Detail}
-		if st >= 500 {
-			if st == http.StatusInternalServerError {
-				body.Detail = "internal error"
-			}
-			body.Detail += " (error id " + logInternal(p.log, r, "request failed", err, zap.Int("status", st)) + ")"
-		}
 	}
 	auditReason := string(body.ScimType)
 	if auditReason == "" {
 		auditReason = http.StatusText(body.Status)
 	}
-	scim.ActorFrom(r.Context()).Refuse(auditReason)
-	if body.Status < 500 {
-		p.log.Debug("request refused", zap.String("request_id", rid), zap.Int("status", body.Status), zap.String("detail", body.Detail))
+	if id := refused(p.log, r, "request failed", body.Status, auditReason, body.Detail, err); id != "" {
+		body.Detail = "internal error (error id " + id + ")"
 	}
 	switch body.Status {
 	case http.StatusUnauthorized:

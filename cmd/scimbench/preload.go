@@ -47,8 +47,7 @@ func (b *bench) preload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("preload: the token: %w", err)
 	}
-	limits := scim.DefaultLimits()
-	svc := scim.NewService(st, zap.NewNop(), scim.WithLimits(limits))
+	svc := scim.NewService(st, zap.NewNop())
 	var next, done atomic.Int64
 	var firstErr error
 	var once sync.Once
