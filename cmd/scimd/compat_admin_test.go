@@ -174,7 +174,7 @@ type adminCaseReply struct {
 	Status int `json:"status"`
 	// Headers must be present with these values ("*": any value).
 	Headers map[string]string `json:"headers,omitempty"`
-	// Body is the expected subset of the answer (see adminMatch).
+	// Body is the expected subset of the answer (see subsetDiffs).
 	Body json.RawMessage `json:"body,omitempty"`
 }
 
@@ -189,62 +189,6 @@ func adminExpand(t *testing.T, s string, vars map[string]string) string {
 		}
 		return v
 	})
-}
-
-// adminMatch lists how got differs from the expected subset want: an object's keys
-// must be present with matching values (others are ignored), {"$absent": true} as a
-// value asserts the key is missing, arrays match element by element with the same
-// length, "*" matches any non-null value, anything else must be equal.
-func adminMatch(path string, want, got any) []string {
-	switch w := want.(type) {
-	case string:
-		if w == "*" {
-			if got == nil {
-				return []string{path + ": want a value, got none"}
-			}
-			return nil
-		}
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok {
-			return []string{fmt.Sprintf("%s: want an object, got %v", path, got)}
-		}
-		keys := make([]string, 0, len(w))
-		for k := range w {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var diffs []string
-		for _, k := range keys {
-			v, present := g[k]
-			if a, ok := w[k].(map[string]any); ok && len(a) == 1 && a["$absent"] == true {
-				if present {
-					diffs = append(diffs, fmt.Sprintf("%s.%s: want no such key, got %v", path, k, v))
-				}
-				continue
-			}
-			if !present {
-				diffs = append(diffs, fmt.Sprintf("%s.%s: missing", path, k))
-				continue
-			}
-			diffs = append(diffs, adminMatch(path+"."+k, w[k], v)...)
-		}
-		return diffs
-	case []any:
-		g, ok := got.([]any)
-		if !ok || len(g) != len(w) {
-			return []string{fmt.Sprintf("%s: want %d elements, got %v", path, len(w), got)}
-		}
-		var diffs []string
-		for i := range w {
-			diffs = append(diffs, adminMatch(fmt.Sprintf("%s[%d]", path, i), w[i], g[i])...)
-		}
-		return diffs
-	}
-	if !reflect.DeepEqual(want, got) {
-		return []string{fmt.Sprintf("%s: want %v, got %v", path, want, got)}
-	}
-	return nil
 }
 
 func TestAdminMatcher(t *testing.T) {
@@ -270,7 +214,7 @@ func TestAdminMatcher(t *testing.T) {
 			if err := json.Unmarshal([]byte(tc.want), &w); err != nil {
 				t.Fatal(err)
 			}
-			if d := adminMatch("$", w, got); len(d) != tc.diffs {
+			if d := subsetDiffs("$", w, got); len(d) != tc.diffs {
 				t.Errorf("diffs %q, want %d", d, tc.diffs)
 			}
 		})
@@ -344,7 +288,7 @@ func TestAdminGolden(t *testing.T) {
 					if err := json.Unmarshal(c.Response.Body, &want); err != nil {
 						t.Fatal(err)
 					}
-					for _, diff := range adminMatch("$", want, any(r.body)) {
+					for _, diff := range subsetDiffs("$", want, any(r.body)) {
 						t.Error(diff)
 					}
 				}

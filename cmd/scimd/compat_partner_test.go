@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 
@@ -276,7 +275,7 @@ func partnerRunCase(t *testing.T, e *env, c partnerCase) {
 		if err := json.Unmarshal([]byte(r.raw), &got); err != nil {
 			t.Fatalf("response is not JSON: %v\n%s", err, r.raw)
 		}
-		if diffs := partnerMatch("$", want, got); len(diffs) > 0 {
+		if diffs := subsetDiffs("$", want, got); len(diffs) > 0 {
 			t.Errorf("%s\nbody %s differs:\n  %s", c.Description, r.raw, strings.Join(diffs, "\n  "))
 		}
 	}
@@ -307,55 +306,6 @@ func partnerRunCase(t *testing.T, e *env, c partnerCase) {
 	}
 }
 
-// partnerMatch compares an expected subset with an actual JSON value, one line per
-// difference: an object's expected keys must be present with matching values, arrays
-// match element by element, the string "*" matches any present non-null value.
-func partnerMatch(path string, want, got any) []string {
-	switch w := want.(type) {
-	case string:
-		if w == "*" {
-			if got == nil {
-				return []string{path + ": want any value, got null"}
-			}
-			return nil
-		}
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok {
-			return []string{fmt.Sprintf("%s: want an object, got %v", path, got)}
-		}
-		keys := make([]string, 0, len(w))
-		for k := range w {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var diffs []string
-		for _, k := range keys {
-			v, present := g[k]
-			if !present {
-				diffs = append(diffs, fmt.Sprintf("%s.%s: missing, want %v", path, k, w[k]))
-				continue
-			}
-			diffs = append(diffs, partnerMatch(path+"."+k, w[k], v)...)
-		}
-		return diffs
-	case []any:
-		g, ok := got.([]any)
-		if !ok || len(g) != len(w) {
-			return []string{fmt.Sprintf("%s: want %d elements, got %v", path, len(w), got)}
-		}
-		var diffs []string
-		for i := range w {
-			diffs = append(diffs, partnerMatch(fmt.Sprintf("%s[%d]", path, i), w[i], g[i])...)
-		}
-		return diffs
-	}
-	if !reflect.DeepEqual(want, got) {
-		return []string{fmt.Sprintf("%s: want %v, got %v", path, want, got)}
-	}
-	return nil
-}
-
 func TestPartnerMatch(t *testing.T) {
 	parse := func(s string) any {
 		var v any
@@ -377,7 +327,7 @@ func TestPartnerMatch(t *testing.T) {
 		{"value", `{"a":"x"}`, `{"a":"y"}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if d := partnerMatch("$", parse(tc.want), parse(tc.got)); (len(d) == 0) != tc.ok {
+			if d := subsetDiffs("$", parse(tc.want), parse(tc.got)); (len(d) == 0) != tc.ok {
 				t.Errorf("match %v, want ok=%v", d, tc.ok)
 			}
 		})

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -233,4 +236,60 @@ func ids(r resp) []string {
 		out = append(out, str(it.(map[string]any), "id"))
 	}
 	return out
+}
+
+// subsetDiffs lists how got differs from the expected subset want: an object's keys
+// must be present with matching values (others are ignored), {"$absent": true} as a
+// value asserts the key is missing, arrays match element by element with the same
+// length, "*" matches any non-null value, anything else must be equal.
+func subsetDiffs(path string, want, got any) []string {
+	switch w := want.(type) {
+	case string:
+		if w == "*" {
+			if got == nil {
+				return []string{path + ": want a value, got none"}
+			}
+			return nil
+		}
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: want an object, got %v", path, got)}
+		}
+		keys := make([]string, 0, len(w))
+		for k := range w {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var diffs []string
+		for _, k := range keys {
+			v, present := g[k]
+			if a, ok := w[k].(map[string]any); ok && len(a) == 1 && a["$absent"] == true {
+				if present {
+					diffs = append(diffs, fmt.Sprintf("%s.%s: want no such key, got %v", path, k, v))
+				}
+				continue
+			}
+			if !present {
+				diffs = append(diffs, fmt.Sprintf("%s.%s: missing", path, k))
+				continue
+			}
+			diffs = append(diffs, subsetDiffs(path+"."+k, w[k], v)...)
+		}
+		return diffs
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return []string{fmt.Sprintf("%s: want %d elements, got %v", path, len(w), got)}
+		}
+		var diffs []string
+		for i := range w {
+			diffs = append(diffs, subsetDiffs(fmt.Sprintf("%s[%d]", path, i), w[i], g[i])...)
+		}
+		return diffs
+	}
+	if !reflect.DeepEqual(want, got) {
+		return []string{fmt.Sprintf("%s: want %v, got %v", path, want, got)}
+	}
+	return nil
 }
