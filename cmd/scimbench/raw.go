@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/glebarez/go-sqlite" // registers "sqlite" (pure Go)
 	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	_ "modernc.org/sqlite"             // registers "sqlite" (pure Go), the driver scimd uses
 )
 
 // rawDB issues the scenarios' work straight to scimd's tables with prepared
@@ -41,6 +41,8 @@ func openRaw(dsn string, conns int) (*rawDB, error) {
 		for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"} {
 			q.Add("_pragma", p)
 		}
+		// Times as scimd writes them, so that keyset pages compare like for like.
+		q.Set("_time_format", "sqlite")
 		q.Set("_txlock", "immediate")
 		r.db, err = sql.Open("sqlite", "file:"+strings.TrimPrefix(dsn, "sqlite://")+"?"+q.Encode())
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):

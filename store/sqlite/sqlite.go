@@ -1,77 +1,107 @@
-// Package sqlite opens scimd's embedded default backend: a single SQLite file through a
-// pure-Go driver (no cgo), in WAL mode, with writers serialised by immediate
-// transactions and a busy timeout.
+// Package sqlite opens scimd's embedded default backend: a single SQLite file through
+// modernc.org/sqlite, a pure-Go driver (no cgo) that keeps each prepared statement's
+// compiled form, in WAL mode, with writers serialised by immediate transactions and a
+// busy timeout.
 package sqlite
 
 import (
+	"context"
+	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"sync"
 
-	gosqlite "github.com/glebarez/go-sqlite"
-	"github.com/glebarez/sqlite"
 	"go.uber.org/zap"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/scimd/scimd/store/gormstore"
 )
 
-var registerOnce sync.Once
+// scimdDriver is the driver every store opens its connections with: a driver of
+// scimd's own rather than the one registered as "sqlite", so that scimd_lower is
+// registered on it before its first connection opens (the driver requires that)
+// and reaches no connection but scimd's.
+var scimdDriver = sync.OnceValue(func() *msqlite.Driver {
+	d := &msqlite.Driver{}
+	d.MustRegisterDeterministicScalarFunction("scimd_lower", 1, lower)
+	return d
+})
 
-// registerFunctions adds scimd_lower, which folds case exactly as Go's
-// strings.ToLower, so that case-insensitive filters agree with the folded columns
-// written from Go for every script, not only ASCII. Drivers register functions
-// process-wide, hence the Once.
-func registerFunctions() {
-	registerOnce.Do(func() {
-		gosqlite.MustRegisterDeterministicScalarFunction("scimd_lower", 1,
-			func(_ *gosqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-				switch v := args[0].(type) {
-				case nil:
-					return nil, nil
-				case string:
-					return strings.ToLower(v), nil
-				case []byte:
-					return strings.ToLower(string(v)), nil
-				default:
-					return v, nil
-				}
-			})
-	})
+// lower is scimd_lower, which folds case exactly as Go's strings.ToLower, so that
+// case-insensitive filters agree with the folded columns written from Go for every
+// script, not only ASCII.
+func lower(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+	switch v := args[0].(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return strings.ToLower(v), nil
+	case []byte:
+		return strings.ToLower(string(v)), nil
+	default:
+		return v, nil
+	}
 }
 
-// Open opens (creating if needed) the SQLite database file at path.
-func Open(path string, log *zap.Logger) (*gormstore.Store, error) {
-	registerFunctions()
+// connector opens connections to one database file through scimdDriver.
+type connector struct {
+	d   *msqlite.Driver
+	dsn string
+}
+
+// Connect implements driver.Connector.
+func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return c.d.Open(c.dsn)
+}
+
+// Driver implements driver.Connector.
+func (c connector) Driver() driver.Driver { return c.d }
+
+// dsn is the connection string for the database file at path. Every connection
+// runs the pragmas; _txlock makes each transaction BEGIN IMMEDIATE, so a writer
+// takes the database's write lock before it reads rather than failing to upgrade
+// a read lock later. _time_format=sqlite writes time.Time parameters as
+// "2006-01-02 15:04:05.999999999-07:00", the layout scimd's files have always
+// held; scimd passes only UTC times, and in UTC that layout sorts as text in time
+// order. DATETIME columns are read back from it (and from the driver's other
+// layouts) as time.Time.
+func dsn(path string) string {
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
 	}
-	// Do not add _time_format: this driver version stops reading parameters after it,
-	// silently dropping _txlock. Times are written in its default layout, always in
-	// UTC, which sorts as text in time order.
+	q.Set("_time_format", "sqlite")
 	q.Set("_txlock", "immediate")
-	db, err := gorm.Open(sqlite.Open("file:"+path+"?"+q.Encode()), &gorm.Config{
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the SQLite database file at path.
+func Open(path string, log *zap.Logger) (*gormstore.Store, error) {
+	pool := sql.OpenDB(connector{d: scimdDriver(), dsn: dsn(path)})
+	// Keep connections open: each new one re-runs the pragmas, registers
+	// scimd_lower and starts with no prepared statements, which the default of two
+	// idle connections made a steady cost under concurrent requests.
+	pool.SetMaxOpenConns(16)
+	pool.SetMaxIdleConns(16)
+	db, err := gorm.Open(dialector{pool: pool}, &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
 		// gormstore prepares only statements of fixed text; the bound is a safety net.
 		PrepareStmtMaxSize: 512,
 	})
 	if err != nil {
+		_ = pool.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, err
-	}
-	// Keep connections open: each new one re-runs the pragmas and re-registers
-	// functions, which the default of two idle connections made a steady cost
-	// under concurrent requests.
-	sqlDB.SetMaxOpenConns(16)
-	sqlDB.SetMaxIdleConns(16)
 	return gormstore.New(db, Dialect{}, log), nil
 }
 
@@ -151,8 +181,24 @@ func (Dialect) ForUpdate() string { return "" }
 // ForKeyShare implements gormstore.Dialect: immediate transactions lock the database.
 func (Dialect) ForKeyShare() string { return "" }
 
-// IsRetryable implements gormstore.Dialect: the busy timeout ran out.
+// errorCode returns the SQLite result code (extended) of err, when err is or wraps
+// the driver's error.
+func errorCode(err error) (int, bool) {
+	var e *msqlite.Error
+	if errors.As(err, &e) {
+		return e.Code(), true
+	}
+	return 0, false
+}
+
+// IsRetryable implements gormstore.Dialect: the busy timeout ran out (SQLITE_BUSY,
+// or one of its extended codes such as a WAL snapshot that went stale). An error
+// that carries only the driver's text, formatted into another error, is recognised
+// by that text.
 func (Dialect) IsRetryable(err error) bool {
+	if code, ok := errorCode(err); ok {
+		return code&0xff == sqlite3.SQLITE_BUSY
+	}
 	return strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked")
 }
 
@@ -160,8 +206,12 @@ func (Dialect) IsRetryable(err error) bool {
 // to lose.
 func (Dialect) IsUnavailable(error) bool { return false }
 
-// IsUniqueViolation implements gormstore.Dialect.
+// IsUniqueViolation implements gormstore.Dialect: a UNIQUE or PRIMARY KEY
+// constraint failed (SQLite words both "UNIQUE constraint failed").
 func (Dialect) IsUniqueViolation(err error) bool {
+	if code, ok := errorCode(err); ok {
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
 	return strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
