@@ -36,30 +36,45 @@ func (s *Store) audit(db *gorm.DB, events ...store.AuditEvent) error {
 	sb.WriteString(`INSERT INTO audit_events (` + auditCols + `) VALUES `)
 	at := now()
 	for i := range events {
-		e := &events[i]
-		if e.ID == "" {
-			e.ID = newEventID()
-		}
-		if e.At.IsZero() {
-			e.At = at
-		}
-		e.At = e.At.UTC().Truncate(time.Microsecond)
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, clip(e.ID, 36), e.TenantID, e.At, clip(e.TokenID, 36), clip(e.ClientAddr, 64), clip(e.RequestID, 64),
-			clip(e.Route, 64), clip(e.Operation, 32), clip(e.ResourceType, 32), clip(e.ResourceID, 36), e.OldVersion, e.NewVersion,
-			clip(e.Outcome, 16), e.Status, clip(e.Detail, maxAuditDetail))
+		sb.WriteString("(" + auditParams + ")")
+		args = append(args, auditValues(&events[i], at)...)
 	}
 	return s.writeErr(db.Exec(sb.String(), args...).Error)
 }
 
-// change records one change of the request in ctx inside tx.
-func (s *Store) change(ctx context.Context, tx *gorm.DB, tenantID, op, resourceType, id string, oldVersion, newVersion *int64) error {
+// auditParams are the placeholders of one event's auditValues.
+const auditParams = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+
+// auditValues fills e's ID and At (at when it has none) and returns the values
+// audit writes for it, in the order of auditCols. Every statement that writes an
+// event takes its values from here, so an event reads the same however it was
+// written.
+func auditValues(e *store.AuditEvent, at time.Time) []any {
+	if e.ID == "" {
+		e.ID = newEventID()
+	}
+	if e.At.IsZero() {
+		e.At = at
+	}
+	e.At = e.At.UTC().Truncate(time.Microsecond)
+	return []any{clip(e.ID, 36), e.TenantID, e.At, clip(e.TokenID, 36), clip(e.ClientAddr, 64), clip(e.RequestID, 64),
+		clip(e.Route, 64), clip(e.Operation, 32), clip(e.ResourceType, 32), clip(e.ResourceID, 36), e.OldVersion, e.NewVersion,
+		clip(e.Outcome, 16), e.Status, clip(e.Detail, maxAuditDetail)}
+}
+
+// changeEvent is the event change records.
+func changeEvent(ctx context.Context, tenantID, op, resourceType, id string, oldVersion, newVersion *int64) store.AuditEvent {
 	e := store.ActorFrom(ctx).Change(tenantID, op)
 	e.ResourceType, e.ResourceID, e.OldVersion, e.NewVersion = resourceType, id, oldVersion, newVersion
-	return s.audit(tx, e)
+	return e
+}
+
+// change records one change of the request in ctx inside tx.
+func (s *Store) change(ctx context.Context, tx *gorm.DB, tenantID, op, resourceType, id string, oldVersion, newVersion *int64) error {
+	return s.audit(tx, changeEvent(ctx, tenantID, op, resourceType, id, oldVersion, newVersion))
 }
 
 // newEventID returns a time-ordered id (UUIDv7), so that events of one

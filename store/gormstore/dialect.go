@@ -52,3 +52,14 @@ type Dialect interface {
 	// LockMigrations serialises concurrent migrations inside tx.
 	LockMigrations(tx *gorm.DB) error
 }
+
+// ChainedWrites is implemented by a Dialect whose database runs data-modifying
+// statements inside WITH (PostgreSQL), each such statement atomically on its own.
+// The store then writes a create, or an update that changes no memberships and
+// queues no message, as one statement outside a transaction: the row, its count
+// and its audit event in one round trip instead of a transaction of several. A
+// Dialect without it (SQLite) keeps every write in a transaction.
+type ChainedWrites interface {
+	// ChainedWrites reports whether the database takes such statements.
+	ChainedWrites() bool
+}

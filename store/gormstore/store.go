@@ -403,7 +403,8 @@ func lowerPtr(s *string) *string {
 	return &l
 }
 
-// Create inserts a resource and, for a group, its members, in one transaction.
+// Create inserts a resource and, for a group, its members, in one transaction
+// (one statement where the database allows, see createOne).
 func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 	if r.ID == "" {
 		r.ID = newID()
@@ -411,6 +412,9 @@ func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 	r.Version = 1
 	r.Created = now()
 	r.LastModified = r.Created
+	if s.chained() && len(r.Outbox) == 0 && (r.Kind != store.KindGroup || len(r.Members) == 0) {
+		return s.createOne(ctx, r)
+	}
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		var err error
 		if r.Kind == store.KindGroup {
@@ -710,8 +714,15 @@ func (s *Store) fill(db *gorm.DB, tenantID string, rs []*store.Resource, opts st
 }
 
 // Update runs fn on the locked, current resource and writes the result back with a
-// new version, together with fn's membership change, in one transaction.
+// new version, together with fn's membership change, in one transaction. Where the
+// database allows, an update that changes no membership and queues no message is
+// instead one conditional statement without a lock (see updateOne).
 func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id string, fn store.Updater) (*store.Resource, error) {
+	if s.chained() {
+		if out, done, err := s.updateOne(ctx, tenantID, kind, id, fn); done {
+			return out, err
+		}
+	}
 	var out *store.Resource
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		cur, err := s.getRow(tx, tenantID, kind, id, s.d.ForUpdate(), kind == store.KindUser)

@@ -63,7 +63,10 @@ func withConnectTimeout(dsn string) string {
 // Dialect is PostgreSQL's gormstore.Dialect (JSON as jsonb).
 type Dialect struct{}
 
-var _ gormstore.Dialect = Dialect{}
+var (
+	_ gormstore.Dialect       = Dialect{}
+	_ gormstore.ChainedWrites = Dialect{}
+)
 
 // Name implements gormstore.Dialect.
 func (Dialect) Name() string { return "postgres" }
@@ -120,6 +123,11 @@ func (Dialect) Ordered(expr string) string { return expr + ` COLLATE "C"` }
 func (Dialect) PairsAgg(from, a, b string) string {
 	return "(SELECT COALESCE(json_agg(json_build_array(x." + a + ", x." + b + ") ORDER BY x." + a + "), '[]') FROM " + from + ")"
 }
+
+// ChainedWrites implements gormstore.ChainedWrites: PostgreSQL runs INSERT,
+// UPDATE and DELETE inside WITH, and a statement outside a transaction commits
+// or rolls back as a whole.
+func (Dialect) ChainedWrites() bool { return true }
 
 // ForUpdate implements gormstore.Dialect.
 func (Dialect) ForUpdate() string { return " FOR UPDATE" }

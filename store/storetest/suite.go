@@ -141,6 +141,7 @@ var contracts = []struct {
 		{"concurrent_claims_disjoint", taskConcurrentClaims},
 	}},
 	{"audit", auditCases},
+	{"writes", writeCases},
 	{"delivery", []contractCase{
 		{"claim_with_lease", deliveryClaimWithLease},
 		{"concurrent_claims_exclusive", deliveryConcurrentClaims},
