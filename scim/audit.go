@@ -27,6 +27,11 @@ const RouteAccount = "account"
 // is decided and must not hold the request for long.
 const appendTimeout = 5 * time.Second
 
+// failedAppendTimeout bounds the write of a failure's (5xx) event: the database is
+// often what failed, and a request already past its deadline must not wait the
+// full appendTimeout more for a record that will most likely not be written.
+const failedAppendTimeout = 500 * time.Millisecond
+
 // AuditRefused records the refusal of the change the actor's request meant to make,
 // answered with status, in the actor's tenant. It is best effort: a failure is
 // logged and never fails the request. Nothing is recorded without a recognised
@@ -36,7 +41,11 @@ func (s *Service) AuditRefused(ctx context.Context, a *store.Actor, status int) 
 		return
 	}
 	e := a.Refusal(status)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
+	timeout := appendTimeout
+	if status >= 500 {
+		timeout = failedAppendTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if err := s.st.AppendAudit(ctx, e); err != nil {
 		s.log.Warn("cannot record a refused change in the audit log", zap.String("request_id", a.RequestID),

@@ -81,5 +81,6 @@ func (t *Tokens) EditTemplate(ctx context.Context, tenant, kind string, e Templa
 	if err := t.st.SetTenantSettings(ctx, tn.ID, set); err != nil {
 		return MessageTemplate{}, AsError(err)
 	}
+	t.forgetAll()
 	return mt, nil
 }

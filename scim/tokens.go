@@ -45,6 +45,8 @@ type Accounts interface {
 	SetTenantSettings(ctx context.Context, tenantID string, s store.TenantSettings) error
 	TenantByID(ctx context.Context, id string) (store.Tenant, error)
 	RevokeUserTokens(ctx context.Context, tenantID, userID string) error
+	RevokeToken(ctx context.Context, tenantID, id string) error
+	TokenEpoch(ctx context.Context) (int64, error)
 	ListTenants(ctx context.Context) ([]store.Tenant, error)
 	CreateToken(ctx context.Context, t store.Token) (store.Token, error)
 	TokenByHash(ctx context.Context, hash []byte) (store.Token, error)
@@ -83,6 +85,7 @@ type Tokens struct {
 	limiter  *RateLimiter // never nil; its own rate 0 is no server-wide limit
 	failures *RateLimiter // nil: failed authentications are not throttled
 	uses     *tokenUses
+	cache    *tokenCache // nil: every request reads its token row
 	now      func() time.Time
 	log      *zap.Logger
 }
@@ -361,7 +364,19 @@ var ErrTokenExpired = errors.New("the token has expired")
 // revoked nor expired; an accepted token's use is recorded (coarsely, see
 // LastUseInterval).
 func (t *Tokens) lookup(ctx context.Context, h [32]byte) (store.Token, error) {
-	tok, err := t.st.TokenByHash(ctx, h[:])
+	now := t.now()
+	var (
+		tok    store.Token
+		err    error
+		cached bool
+		gen    uint64
+	)
+	if t.cache != nil {
+		tok, cached, gen = t.cache.get(h, time.Now())
+	}
+	if !cached {
+		tok, err = t.st.TokenByHash(ctx, h[:])
+	}
 	if err == nil && subtle.ConstantTimeCompare(tok.Hash, h[:]) == 1 {
 		// A recognised token names the caller of the request's audit events, even
 		// when it is refused (revoked, expired, over its rate) below.
@@ -374,11 +389,13 @@ func (t *Tokens) lookup(ctx context.Context, h [32]byte) (store.Token, error) {
 	if err != nil {
 		return store.Token{}, AsError(err)
 	}
-	now := t.now()
 	if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
 		t.uses.forget(h)
 		return store.Token{}, &Error{Kind: KindUnauthorized, Err: ErrTokenExpired,
 			Detail: "the token expired at " + tok.ExpiresAt.UTC().Format(time.RFC3339) + "; ask for a new one (scimd token create)"}
+	}
+	if t.cache != nil && !cached {
+		t.cache.put(h, tok, gen, time.Now())
 	}
 	t.noteUse(ctx, tok, h, now)
 	return tok, nil
@@ -488,6 +505,7 @@ func (t *Tokens) SetTenant(ctx context.Context, tenant string, pairs []string) (
 	if err := t.st.SetTenantSettings(ctx, tn.ID, set); err != nil {
 		return TenantSettings{}, AsError(err)
 	}
+	t.forgetAll()
 	return set, nil
 }
 
@@ -578,6 +596,28 @@ func (t *Tokens) RevokeUser(ctx context.Context, tenantID, userID string) error 
 	if err := t.st.RevokeUserTokens(ctx, tenantID, normID(userID)); err != nil {
 		return AsError(err)
 	}
+	t.forgetAll()
+	return nil
+}
+
+// Revoke revokes the token id of the named tenant (as `scimd token list` shows
+// it); the next request with it is 401, on every replica. Revoking a revoked token
+// is no error.
+func (t *Tokens) Revoke(ctx context.Context, tenant, id string) error {
+	tn, err := t.st.TenantByName(ctx, tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Kind: KindNotFound, Detail: fmt.Sprintf("no tenant %q", tenant), Err: err}
+	}
+	if err != nil {
+		return AsError(err)
+	}
+	if err := t.st.RevokeToken(ctx, tn.ID, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q has no token %q (see scimd token list)", tenant, id), Err: err}
+		}
+		return AsError(err)
+	}
+	t.forgetAll()
 	return nil
 }
 

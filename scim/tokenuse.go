@@ -58,8 +58,9 @@ func ClientKey(remoteAddr string) string {
 // tokenUses remembers, per token secret hash, when this process last accepted the
 // token and last wrote its last use. It is what keeps last-use writes to one per
 // interval, and what lets a token this process has accepted before through an
-// address whose failed authentications are being throttled (WithAuthFailLimiter). It never decides that a token is valid: every request
-// still reads the token row, so revocation and expiry hold at once everywhere.
+// address whose failed authentications are being throttled (WithAuthFailLimiter). It never decides that a token is valid: that is the
+// token row's (read on every request, or from the token cache while it is
+// current, see tokenCache).
 type tokenUses struct {
 	max int
 

@@ -396,9 +396,11 @@ func (c *MemberChange) Empty() bool {
 	return (!c.Replace && len(c.Add) == 0 && len(c.Remove) == 0 && c.RemoveWhere == nil)
 }
 
-// Updater changes cur in place inside the update's transaction; for a group it may
-// return membership changes, applied in order. Returning an error aborts the update
-// and leaves everything unchanged.
+// Updater changes cur in place; for a group it may return membership changes,
+// applied in order. The store writes the result only if the resource still has the
+// version cur was read at (under a row lock, or by a conditional write), and may
+// run the updater again on a fresher read, so it must depend on nothing but cur.
+// Returning an error aborts the update and leaves everything unchanged.
 type Updater func(cur *Resource) ([]MemberChange, error)
 
 // Store is the persistence scimd needs. Every method is scoped to one tenant where it
@@ -422,8 +424,14 @@ type Store interface {
 	// recorded one is less than every before at, and reports whether it wrote: a
 	// conditional write, so replicas together write at most once per interval.
 	TouchToken(ctx context.Context, tenantID, id string, at time.Time, every time.Duration) (bool, error)
-	// RevokeUserTokens revokes every token bound to a user; it is effective at once.
+	// RevokeUserTokens revokes every token bound to a user.
 	RevokeUserTokens(ctx context.Context, tenantID, userID string) error
+	// RevokeToken revokes one token of the tenant; ErrNotFound when it has none of
+	// that id. Revoking a revoked token is no error.
+	RevokeToken(ctx context.Context, tenantID, id string) error
+	// TokenEpoch returns a number that changes whenever any token or tenant changes
+	// in a way its principal shows (not on last-use writes), from any process.
+	TokenEpoch(ctx context.Context) (int64, error)
 
 	// Create inserts r (and, for a group, its Members) and fills ID if empty,
 	// Version, Created and LastModified. A userName taken case-insensitively in the
@@ -436,8 +444,9 @@ type Store interface {
 	// calls fn never; an error from fn stops the walk and is returned.
 	EachMember(ctx context.Context, tenantID, groupID string, fn func(Member) error) error
 	List(ctx context.Context, tenantID string, kind Kind, opts ListOptions) (ListResult, error)
-	// Update loads the resource, runs fn on it inside the transaction, bumps Version
-	// and LastModified, and writes it back together with fn's membership changes.
+	// Update loads the resource, runs fn on it, bumps Version and LastModified, and
+	// writes it back together with fn's membership changes and its audit event,
+	// atomically and only over the version fn saw (see Updater).
 	Update(ctx context.Context, tenantID string, kind Kind, id string, fn Updater) (*Resource, error)
 	// SetTenantSettings replaces a tenant's settings.
 	SetTenantSettings(ctx context.Context, tenantID string, s TenantSettings) error
@@ -485,4 +494,15 @@ type TaskStore interface {
 	// tasks' LastCheckedIn, completes those with nothing left pending, and returns
 	// how many entries it recorded.
 	FinishTaskEntries(ctx context.Context, token string, entries []TaskEntry) (int, error)
+}
+
+// Expired reports whether ctx has ended or its deadline has passed. A network
+// operation bounded by the deadline can fail with a timeout a moment before the
+// context's own timer ends it, so ctx.Err() alone may still be nil then.
+func Expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }

@@ -31,7 +31,8 @@ func BenchmarkHotPaths(b *testing.B) {
 			limits := scim.DefaultLimits()
 			limits.BcryptCost = 4
 			svc := scim.NewService(st, log, scim.WithLimits(limits))
-			tokens := scim.NewTokens(st)
+			tokens := scim.NewTokens(st, scim.WithTokenCache(scim.DefaultTokenCacheRefresh)) // as serve runs it
+			b.Cleanup(startTokenWatch(context.Background(), tokens))
 			secret, err := tokens.Bootstrap(context.Background(), "")
 			if err != nil {
 				b.Fatal(err)

@@ -57,6 +57,9 @@ type Config struct {
 	DrainDelay time.Duration
 	// RequestTimeout bounds one request, database work included (0: no bound).
 	RequestTimeout time.Duration
+	// TokenCacheRefresh is how often the token cache checks that it is current
+	// (0: no cache, every request reads its token row); see scim.WithTokenCache.
+	TokenCacheRefresh time.Duration
 }
 
 // envOr returns the environment variable key, or def when it is unset.
@@ -129,6 +132,8 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 		"failed authentications one client address may make at once before --auth-fail-limit applies; 0 means --auth-fail-limit rounded up (env SCIMD_AUTH_FAIL_BURST)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", envDuration("SCIMD_REQUEST_TIMEOUT", time.Minute),
 		"longest a request may take, database work included; past it the answer is 503 with Retry-After and the database work is cancelled; 0: no bound (env SCIMD_REQUEST_TIMEOUT)")
+	fs.DurationVar(&c.TokenCacheRefresh, "token-cache-refresh", envDuration("SCIMD_TOKEN_CACHE_REFRESH", scim.DefaultTokenCacheRefresh),
+		"how often each process checks whether any token or tenant changed, keeping the tokens it accepted in memory meanwhile; a revoked token is refused everywhere within 3 times this; 0 turns the cache off and reads the token on every request (env SCIMD_TOKEN_CACHE_REFRESH)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", envDuration("SCIMD_DRAIN_DELAY", 0),
 		"after SIGTERM, how long to keep serving while /readyz answers 503, so a load balancer stops sending requests before the listener closes, e.g. 5s (env SCIMD_DRAIN_DELAY)")
 	fs.StringVar(&c.AuditRetention, "audit-retention", envOr("SCIMD_AUDIT_RETENTION", defaultAuditRetention),
@@ -181,6 +186,9 @@ func (c *Config) Validate(serving bool) error {
 		}
 		if c.RequestTimeout < 0 || c.RequestTimeout > 0 && c.RequestTimeout < time.Second || c.RequestTimeout > 110*time.Second {
 			errs = append(errs, fmt.Errorf("--request-timeout must be 0 (no bound) or a duration from 1s to 110s (under the 120s write timeout), e.g. 60s"))
+		}
+		if c.TokenCacheRefresh < 0 || c.TokenCacheRefresh > 0 && c.TokenCacheRefresh < 10*time.Millisecond || c.TokenCacheRefresh > time.Second {
+			errs = append(errs, fmt.Errorf("--token-cache-refresh must be 0 (no cache) or a duration from 10ms to 1s, e.g. 50ms"))
 		}
 		if c.DrainDelay < 0 || c.DrainDelay > 5*time.Minute {
 			errs = append(errs, fmt.Errorf("--drain-delay must be a duration from 0 to 5m, e.g. 5s"))

@@ -58,8 +58,11 @@ func newEnv(t *testing.T, b storetest.Backend, o scimhttp.Options, tune ...func(
 		f(&limits)
 	}
 	svc := scim.NewService(st, log, scim.WithLimits(limits))
-	tokens := scim.NewTokens(st)
+	// The token cache as serve runs it: changes tests make through the store or
+	// another Tokens reach it within three refreshes, as on a replica.
+	tokens := scim.NewTokens(st, scim.WithTokenCache(scim.DefaultTokenCacheRefresh))
 	t.Cleanup(tokens.Flush) // after the server closes, before the store does
+	t.Cleanup(startTokenWatch(context.Background(), tokens))
 	secret, err := tokens.Bootstrap(context.Background(), "")
 	if err != nil || secret == "" {
 		t.Fatalf("bootstrap: %q %v", secret, err)

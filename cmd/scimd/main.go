@@ -44,6 +44,7 @@ Usage:
         [--sandbox] [--format token|key32]     a sandbox token; a 32-character key
         [--expires-in 90d | --expires-at T]    when it stops working (default: never)
   scimd token list [--tenant NAME]             list tokens: scopes, expiry, last use; never secrets
+  scimd token revoke --tenant NAME ID          revoke a token (its id from token list)
   scimd outbox list --tenant NAME [--failed]   list a tenant's messages and their delivery state
   scimd outbox retry ID                        send a failed message again
   scimd audit --tenant NAME --since T          print a tenant's audit log (changes and refusals)
@@ -244,8 +245,11 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "list" {
 		return tokenList(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "revoke" {
+		return tokenRevoke(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: scimd token create --tenant NAME --scope scim[,compat,admin] [--user USER_ID] [--profile P] [--expires-in 90d] | token list [--tenant NAME]")
+		return errors.New("usage: scimd token create --tenant NAME --scope scim[,compat,admin] [--user USER_ID] [--profile P] [--expires-in 90d] | token list [--tenant NAME] | token revoke --tenant NAME ID")
 	}
 	var c Config
 	var tenant, scopes, userID, profile, format, expiresIn, expiresAt string
@@ -322,6 +326,46 @@ func parseExpiry(in, at string, now time.Time) (time.Time, error) {
 		return now.Add(d), nil
 	}
 	return time.Time{}, nil
+}
+
+// tokenRevoke revokes one token, named by the id `scimd token list` prints. Every
+// running scimd refuses it within three --token-cache-refresh intervals.
+func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c Config
+	var tenant string
+	fs := flag.NewFlagSet("token revoke", flag.ContinueOnError)
+	databaseFlags(fs, &c)
+	fs.StringVar(&tenant, "tenant", "", "the tenant the token belongs to (required)")
+	// The id may stand before or after the flags (all of which take a value).
+	var ids, flags []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case strings.HasPrefix(a, "-") && strings.Contains(a, "="):
+			flags = append(flags, a)
+		case strings.HasPrefix(a, "-"):
+			flags = append(flags, a)
+			if i+1 < len(args) {
+				i++
+				flags = append(flags, args[i])
+			}
+		default:
+			ids = append(ids, a)
+		}
+	}
+	st, _, err := setup(ctx, fs, &c, flags, false, stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if tenant == "" || len(ids) != 1 {
+		return errors.New("usage: scimd token revoke --tenant NAME ID (ids: scimd token list)")
+	}
+	id := ids[0]
+	if err := scim.NewTokens(st).Revoke(ctx, tenant, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked token %s of tenant %s\n", id, tenant)
+	return nil
 }
 
 // tokenList prints the tokens of a tenant, or of every tenant: never a secret or

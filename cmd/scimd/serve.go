@@ -97,6 +97,8 @@ Try it:
 	defer stopDelivery()
 	stopRetention := startAuditRetention(ctx, &c, st, log)
 	defer stopRetention()
+	stopTokenWatch := startTokenWatch(ctx, tokens)
+	defer stopTokenWatch()
 	var draining atomic.Bool
 	h := newHandler(svc, tokens, st, log, &draining, tlsConf != nil, scimhttp.Options{
 		BaseURL: c.BaseURL, MaxBodyBytes: c.MaxBodyBytes,
@@ -158,6 +160,21 @@ Try it:
 	return nil
 }
 
+// startTokenWatch keeps the token cache current (scim.Tokens.WatchTokens) until
+// the returned stop is called.
+func startTokenWatch(ctx context.Context, tokens *scim.Tokens) (stop func()) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tokens.WatchTokens(wctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // newTokens returns the token use cases with the configured rate limit
 // (--rate-limit, --rate-burst) and failed-authentication throttle
 // (--auth-fail-limit, --auth-fail-burst).
@@ -165,6 +182,7 @@ func newTokens(c *Config, st *gormstore.Store, log *zap.Logger) *scim.Tokens {
 	return scim.NewTokens(st,
 		scim.WithRateLimiter(scim.NewRateLimiter(c.RateLimit, c.RateBurst, 0, nil)),
 		scim.WithAuthFailLimiter(scim.NewRateLimiter(c.AuthFailLimit, c.AuthFailBurst, 0, nil)),
+		scim.WithTokenCache(c.TokenCacheRefresh),
 		scim.WithLogger(log))
 }
 

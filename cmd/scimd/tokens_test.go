@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/scimd/scimd/scim"
@@ -437,6 +438,49 @@ func TestTokenCLI(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, "token", "list", "--tenant", "nope", "--database", db); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("token list of an unknown tenant: %v", err)
+	}
+
+	// token revoke: by the id token list prints, before or after the flags.
+	id := f[0]
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no tenant", []string{id}, "usage"},
+		{"no id", []string{"--tenant", "acme"}, "usage"},
+		{"unknown tenant", []string{"--tenant", "nope", id}, `no tenant "nope"`},
+		{"unknown id", []string{"--tenant", "acme", "no-such-id"}, `has no token "no-such-id"`},
+	} {
+		args := append([]string{"token", "revoke", "--database", db}, tc.args...)
+		if _, _, err := runCLI(t, args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("token revoke, %s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+	out, _, err = runCLI(t, "token", "revoke", id, "--tenant", "acme", "--database", db)
+	if err != nil || !strings.Contains(out, "revoked token "+id) {
+		t.Fatalf("token revoke: %q %v", out, err)
+	}
+	if _, _, err := runCLI(t, "token", "revoke", "--tenant", "acme", "--database", db, id); err != nil {
+		t.Errorf("revoking a revoked token again: %v, want no error", err)
+	}
+	out, _, err = runCLI(t, "token", "list", "--tenant", "acme", "--database", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		f := strings.Fields(line)
+		if revoked := f[8] != "-"; revoked != (f[0] == id) {
+			t.Errorf("after revoking %s, token list shows %q", id, line)
+		}
+	}
+	st, err := openStore(db, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := scim.NewTokens(st).Authenticate(context.Background(), secret); scim.AsError(err).Kind != scim.KindUnauthorized {
+		t.Errorf("the revoked token authenticates: %v", err)
 	}
 
 	out, _, err = runCLI(t, "tenant", "set", "acme", "rate_limit=2.5", "rate_burst=10", "--database", db)

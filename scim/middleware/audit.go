@@ -21,7 +21,8 @@ type AuditRecorder interface {
 // The store records each change with it in the change's transaction. When a request
 // marked as a change is answered with an error (4xx or 5xx) and its caller was
 // recognised, Audit records the refusal in the caller's tenant, after the handler,
-// in a separate insert that never fails the request. Log must run outside Audit,
+// in a separate insert that never fails the request (after sending a 5xx answer, so
+// that a database too slow to record it does not hold the client). Log must run outside Audit,
 // for the request id.
 func Audit(rec AuditRecorder) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
@@ -30,6 +31,11 @@ func Audit(rec AuditRecorder) func(http.Handler) http.Handler {
 			sr := &statusRecorder{ResponseWriter: w}
 			next.ServeHTTP(sr, r.WithContext(store.WithActor(r.Context(), a)))
 			if a.Write && a.TenantID != "" && sr.status >= 400 {
+				if sr.status >= 500 {
+					// The database may be what failed, and the insert may then wait
+					// out its own timeout: send the answer first.
+					_ = http.NewResponseController(w).Flush()
+				}
 				rec.AuditRefused(r.Context(), a, sr.status)
 			}
 		})

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	scimerrors "github.com/elimity-com/scim/errors"
 	"go.uber.org/zap"
 
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/middleware"
+	"github.com/scimd/scimd/store"
 )
 
 // Status maps an error kind to its HTTP status and RFC 7644 §3.12 scimType; every
@@ -74,7 +76,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		st, typ := Status(e.Kind)
 		body = scimerrors.ScimError{Status: st, ScimType: typ, Detail: e.Detail}
 		switch {
-		case errors.Is(r.Context().Err(), context.DeadlineExceeded):
+		case store.Expired(r.Context()) && !errors.Is(r.Context().Err(), context.Canceled):
 			// The request ran out of its time (--request-timeout): the database
 			// work was cancelled; say so, and log it once.
 			s.log.Warn("request timed out", zap.String("request_id", middleware.RequestID(r.Context())), zap.Error(err))
@@ -118,6 +120,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/scim+json")
+	// A known length lets a flushed answer be complete before the handler ends
+	// (see middleware.Audit).
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }

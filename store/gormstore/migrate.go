@@ -204,6 +204,47 @@ var migrations = []string{
 	);
 	INSERT INTO resource_counts (tenant_id, kind, shard, n) SELECT tenant_id, 'User', 0, count(*) FROM users GROUP BY tenant_id;
 	INSERT INTO resource_counts (tenant_id, kind, shard, n) SELECT tenant_id, 'Group', 0, count(*) FROM "groups" GROUP BY tenant_id`,
+	// 11: a number that moves whenever a token or a tenant changes in a way a cached
+	// principal would show (see TokenEpoch); the triggers are in dialectMigrations.
+	`CREATE TABLE token_epoch (
+		id INTEGER PRIMARY KEY,
+		n BIGINT NOT NULL
+	);
+	INSERT INTO token_epoch (id, n) VALUES (1, 0)`,
+}
+
+// tokenEpochColumns are the api_tokens columns a principal is made of: changing
+// one moves token_epoch. last_used_at is not one (it is written once a minute per
+// token and says nothing about validity). A migration adding a column that
+// principals read must recreate the triggers with it.
+const tokenEpochColumns = "tenant_id, hash, scopes, revoked_at, user_id, profile, sandbox, expires_at"
+
+// dialectMigrations are statements of a migration that differ per database, run
+// verbatim (not split on ";") after the version's shared statements.
+var dialectMigrations = map[int]map[string][]string{
+	11: {
+		"postgres": {
+			`CREATE FUNCTION scimd_bump_token_epoch() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				UPDATE token_epoch SET n = n + 1 WHERE id = 1;
+				RETURN NULL;
+			END $$`,
+			`CREATE TRIGGER api_tokens_epoch AFTER UPDATE OF ` + tokenEpochColumns + ` OR DELETE ON api_tokens
+				FOR EACH STATEMENT EXECUTE FUNCTION scimd_bump_token_epoch()`,
+			`CREATE TRIGGER tenants_epoch AFTER UPDATE OF name, settings OR DELETE ON tenants
+				FOR EACH STATEMENT EXECUTE FUNCTION scimd_bump_token_epoch()`,
+		},
+		"sqlite": {
+			`CREATE TRIGGER api_tokens_epoch_update AFTER UPDATE OF ` + tokenEpochColumns + ` ON api_tokens
+				BEGIN UPDATE token_epoch SET n = n + 1 WHERE id = 1; END`,
+			`CREATE TRIGGER api_tokens_epoch_delete AFTER DELETE ON api_tokens
+				BEGIN UPDATE token_epoch SET n = n + 1 WHERE id = 1; END`,
+			`CREATE TRIGGER tenants_epoch_update AFTER UPDATE OF name, settings ON tenants
+				BEGIN UPDATE token_epoch SET n = n + 1 WHERE id = 1; END`,
+			`CREATE TRIGGER tenants_epoch_delete AFTER DELETE ON tenants
+				BEGIN UPDATE token_epoch SET n = n + 1 WHERE id = 1; END`,
+		},
+	},
 }
 
 // Migrate brings the schema up to date in one transaction. Concurrent callers (several
@@ -229,6 +270,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 				if strings.TrimSpace(stmt) == "" {
 					continue
 				}
+				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("migration %d: %w", i+1, err)
+				}
+			}
+			for _, stmt := range dialectMigrations[i+1][s.d.Name()] {
 				if err := tx.Exec(stmt).Error; err != nil {
 					return fmt.Errorf("migration %d: %w", i+1, err)
 				}

@@ -52,6 +52,9 @@ func (s *Store) createOne(ctx context.Context, r *store.Resource) error {
 	var err error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		err = s.prep.WithContext(ctx).Exec(q, args...).Error
+		if sharedPrepareFailed(ctx, err) { // it did not run
+			continue
+		}
 		if err == nil || !s.d.IsRetryable(err) || ctx.Err() != nil {
 			break
 		}
@@ -74,7 +77,9 @@ const optimisticAttempts = 3
 // changing under it: Update then runs the locked transaction, and fn again.
 func (s *Store) updateOne(ctx context.Context, tenantID string, kind store.Kind, id string, fn store.Updater) (out *store.Resource, done bool, err error) {
 	for range optimisticAttempts {
-		cur, err := s.getRow(s.prep.WithContext(ctx), tenantID, kind, id, "", kind == store.KindUser)
+		cur, err := againIfShared(ctx, func() (*store.Resource, error) {
+			return s.getRow(s.prep.WithContext(ctx), tenantID, kind, id, "", kind == store.KindUser)
+		})
 		if err != nil {
 			return nil, true, s.stmtErr(ctx, err)
 		}
@@ -112,6 +117,7 @@ func (s *Store) updateOne(ctx context.Context, tenantID string, kind store.Kind,
 		args = append(args, auditValues(&e, now())...)
 		res := s.prep.WithContext(ctx).Exec(q, args...)
 		switch {
+		case sharedPrepareFailed(ctx, res.Error): // it did not run: read and write again
 		case res.Error != nil && s.d.IsRetryable(res.Error) && ctx.Err() == nil:
 			s.log.Debug("statement conflict, retrying", zap.Error(res.Error))
 		case res.Error != nil:
@@ -123,11 +129,13 @@ func (s *Store) updateOne(ctx context.Context, tenantID string, kind store.Kind,
 	return nil, false, nil
 }
 
-// stmtErr is what tx makes of a failed transaction, for a statement run on its
-// own: the end of the request's context, or the database being unavailable.
+// stmtErr is what a failed transaction (tx) or statement run on its own means: the
+// end of the request's context when it ended — the request's deadline passed, or
+// its client left, whatever the database reported (SQLite says "interrupted") —
+// or the database being unavailable.
 func (s *Store) stmtErr(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		return fmt.Errorf("%w: %v", ctx.Err(), err)
+	if end := ended(ctx); err != nil && end != nil && !errors.Is(err, end) {
+		return fmt.Errorf("%w: %v", end, err)
 	}
 	if err != nil && (s.unavailable(err) || s.d.IsRetryable(err)) {
 		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)

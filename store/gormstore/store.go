@@ -207,6 +207,10 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) (store.Token, er
 // TokenByHash finds a token by the SHA-256 of its secret, with its tenant's
 // settings in the same query, so authenticating a request costs one read.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
+	return againIfShared(ctx, func() (store.Token, error) { return s.tokenByHash(ctx, hash) })
+}
+
+func (s *Store) tokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
 	// Read with database/sql's Scan: this runs on every request (see scanResources).
 	rows, err := s.prep.WithContext(ctx).Raw(`SELECT k.id, k.tenant_id, k.hash, k.scopes, k.user_id, k.profile, k.sandbox, k.created, k.revoked_at,
 		k.expires_at, k.last_used_at, n.settings, n.name
@@ -449,6 +453,10 @@ func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 
 // Get returns one resource of the tenant.
 func (s *Store) Get(ctx context.Context, tenantID string, kind store.Kind, id string, opts store.ReadOptions) (*store.Resource, error) {
+	return againIfShared(ctx, func() (*store.Resource, error) { return s.get(ctx, tenantID, kind, id, opts) })
+}
+
+func (s *Store) get(ctx context.Context, tenantID string, kind store.Kind, id string, opts store.ReadOptions) (*store.Resource, error) {
 	db := s.prep.WithContext(ctx)
 	r, err := s.getRow(db, tenantID, kind, id, "", opts.Groups)
 	if err != nil {
@@ -463,10 +471,22 @@ func (s *Store) Get(ctx context.Context, tenantID string, kind store.Kind, id st
 // ctxErr says that a read failed because its context ended (the request's
 // deadline passed, or its client left), whatever the database reported.
 func ctxErr(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		return fmt.Errorf("%w: %v", ctx.Err(), err)
+	if end := ended(ctx); err != nil && end != nil && !errors.Is(err, end) {
+		return fmt.Errorf("%w: %v", end, err)
 	}
 	return err
+}
+
+// ended is why ctx ended: its error, or context.DeadlineExceeded when its deadline
+// has passed but its timer has not fired yet (store.Expired); nil while it runs.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if store.Expired(ctx) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func (s *Store) getRow(db *gorm.DB, tenantID string, kind store.Kind, id, lock string, withGroups bool) (*store.Resource, error) {
@@ -483,7 +503,7 @@ func (s *Store) getRow(db *gorm.DB, tenantID string, kind store.Kind, id, lock s
 
 // List returns one page of the tenant's resources matching opts.Filter, oldest first.
 func (s *Store) List(ctx context.Context, tenantID string, kind store.Kind, opts store.ListOptions) (store.ListResult, error) {
-	res, err := s.list(ctx, tenantID, kind, opts)
+	res, err := againIfShared(ctx, func() (store.ListResult, error) { return s.list(ctx, tenantID, kind, opts) })
 	return res, ctxErr(ctx, err)
 }
 
@@ -612,12 +632,15 @@ func (s *Store) seekPage(db *gorm.DB, tenantID string, kind store.Kind, opts sto
 // EachMember walks a group's members row by row (see store.Store.EachMember), with
 // the same display values and order as fill.
 func (s *Store) EachMember(ctx context.Context, tenantID, groupID string, fn func(store.Member) error) error {
-	rows, err := s.prep.WithContext(ctx).Raw(`SELECT m.member_id, m.member_type,
+	// No row has been passed to fn when the statement fails to start.
+	rows, err := againIfShared(ctx, func() (*sql.Rows, error) {
+		return s.prep.WithContext(ctx).Raw(`SELECT m.member_id, m.member_type,
 			COALESCE(u.display_name, u.user_name, g.display_name) AS display
 		FROM group_members AS m
 		LEFT JOIN users AS u ON m.member_type = 'User' AND u.tenant_id = m.tenant_id AND u.id = m.member_id
 		LEFT JOIN "groups" AS g ON m.member_type = 'Group' AND g.tenant_id = m.tenant_id AND g.id = m.member_id
 		WHERE m.tenant_id = ? AND m.group_id = ? ORDER BY m.member_id`, tenantID, groupID).Rows()
+	})
 	if err != nil {
 		return ctxErr(ctx, s.readErr(err))
 	}
@@ -952,15 +975,7 @@ func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		}
 		s.log.Debug("transaction conflict, retrying", zap.Int("attempt", attempt), zap.Error(err))
 	}
-	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		// The request's deadline passed (or its client left) mid-transaction: the
-		// database's own error (SQLite says "interrupted") means that.
-		return fmt.Errorf("%w: %v", ctx.Err(), err)
-	}
-	if err != nil && (s.unavailable(err) || s.d.IsRetryable(err)) {
-		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
-	}
-	return err
+	return s.stmtErr(ctx, err)
 }
 
 func (s *Store) writeErr(err error) error {
@@ -978,7 +993,7 @@ func (s *Store) readErr(err error) error {
 		return nil
 	}
 	if s.unavailable(err) {
-		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return tooComplex(err)
 }

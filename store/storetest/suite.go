@@ -70,6 +70,8 @@ var contracts = []struct {
 		{"by_hash_with_tenant_settings", tokenTenantSettings},
 		{"touch_once_per_interval", tokenTouch},
 		{"list_per_tenant", tokenList},
+		{"revoke_one", tokenRevoke},
+		{"epoch_moves_with_principals", tokenEpoch},
 	}},
 	{"users", []contractCase{
 		{"create_fills_server_values", userCreateFills},
@@ -2520,5 +2522,85 @@ func deliveryLinksSingleUse(f *fixture) {
 	wg.Wait()
 	if wins != 1 || losses != 3 {
 		f.t.Errorf("concurrent uses: %d won, %d lost; want 1 and 3", wins, losses)
+	}
+}
+
+func tokenRevoke(f *fixture) {
+	tn, other := f.tenant("acme"), f.tenant("other")
+	tok, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: bytes.Repeat([]byte{11}, 32), Scopes: []string{"scim"}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	wantErr(f.t, f.st.RevokeToken(f.ctx, other.ID, tok.ID), store.ErrNotFound)
+	wantErr(f.t, f.st.RevokeToken(f.ctx, tn.ID, "no-such-token"), store.ErrNotFound)
+	if got, err := f.st.TokenByHash(f.ctx, tok.Hash); err != nil || got.RevokedAt != nil {
+		f.t.Fatalf("after refused revocations the token reads %+v, %v; want it unrevoked", got, err)
+	}
+	for range 2 { // the second changes nothing
+		if err := f.st.RevokeToken(f.ctx, tn.ID, tok.ID); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	got, err := f.st.TokenByHash(f.ctx, tok.Hash)
+	if err != nil || got.RevokedAt == nil {
+		f.t.Fatalf("revoked token reads %+v, %v; want revoked_at set", got, err)
+	}
+	events, err := f.st.AuditEvents(f.ctx, tn.ID, store.AuditQuery{Limit: 100})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	n := 0
+	for _, e := range events {
+		if e.Operation == store.OpTokenRevoke && e.ResourceID == tok.ID {
+			n++
+		}
+	}
+	if n != 1 {
+		f.t.Fatalf("%d token.revoke events for the token, want 1 (revoking twice records one)", n)
+	}
+}
+
+// tokenEpoch: the epoch moves with every change a cached principal would show,
+// and not with last-use writes.
+func tokenEpoch(f *fixture) {
+	tn := f.tenant("acme")
+	epoch := func() int64 {
+		f.t.Helper()
+		n, err := f.st.TokenEpoch(f.ctx)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return n
+	}
+	a, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: bytes.Repeat([]byte{12}, 32), Scopes: []string{"scim"}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: bytes.Repeat([]byte{13}, 32), Scopes: []string{"scim"}, UserID: "u-1"}); err != nil {
+		f.t.Fatal(err)
+	}
+	before := epoch()
+	if _, err := f.st.TouchToken(f.ctx, tn.ID, a.ID, time.Now(), time.Minute); err != nil {
+		f.t.Fatal(err)
+	}
+	if e := epoch(); e != before {
+		f.t.Fatalf("recording a last use moved the epoch %d → %d; it must not (it would empty every cache once a minute)", before, e)
+	}
+	for _, step := range []struct {
+		name string
+		do   func() error
+	}{
+		{"RevokeToken", func() error { return f.st.RevokeToken(f.ctx, tn.ID, a.ID) }},
+		{"RevokeUserTokens", func() error { return f.st.RevokeUserTokens(f.ctx, tn.ID, "u-1") }},
+		{"SetTenantSettings", func() error { return f.st.SetTenantSettings(f.ctx, tn.ID, store.TenantSettings{RateLimit: 5}) }},
+	} {
+		if err := step.do(); err != nil {
+			f.t.Fatalf("%s: %v", step.name, err)
+		}
+		if e := epoch(); e == before {
+			f.t.Fatalf("%s left the epoch at %d; it must move", step.name, e)
+		} else {
+			before = e
+		}
 	}
 }
