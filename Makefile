@@ -35,7 +35,8 @@ clean:
 # written to the package's testdata/fuzz/<Target>/.
 FUZZTIME    ?= 60s
 FUZZ_TARGETS = ./store/gormstore:FuzzCompileFilter ./store/gormstore:FuzzFilterAgrees \
-	./scim:FuzzPatch ./scim:FuzzParseSimpleFilter ./scim:FuzzParseSimplePath ./cmd/scimd:FuzzBodies
+	./scim:FuzzPatch ./scim:FuzzParseSimpleFilter ./scim:FuzzParseSimplePath ./cmd/scimd:FuzzBodies \
+	./scim/scimhttp:FuzzAppendJSON
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

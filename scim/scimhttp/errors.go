@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -114,7 +113,7 @@ func errorID() string {
 
 // writeJSON writes v as application/scim+json (RFC 7644 §3.1).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := appendJSON(make([]byte, 0, 1024), v)
 	if err != nil {
 		http.Error(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"500","detail":"cannot encode the response"}`, http.StatusInternalServerError)
 		return
