@@ -739,9 +739,11 @@ func (s *Store) fill(db *gorm.DB, tenantID string, rs []*store.Resource, opts st
 // Update runs fn on the locked, current resource and writes the result back with a
 // new version, together with fn's membership change, in one transaction. Where the
 // database allows, an update that changes no membership and queues no message is
-// instead one conditional statement without a lock (see updateOne).
+// instead one conditional statement without a lock (see updateOne); for users only.
 func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id string, fn store.Updater) (*store.Resource, error) {
-	if s.chained() {
+	// Groups take the transaction: most group updates change members, which
+	// updateOne would find out only after a read the transaction repeats.
+	if s.chained() && kind == store.KindUser {
 		if out, done, err := s.updateOne(ctx, tenantID, kind, id, fn); done {
 			return out, err
 		}
