@@ -68,49 +68,36 @@ func (s *Store) createOne(ctx context.Context, r *store.Resource) error {
 // takes the row's lock instead.
 const optimisticAttempts = 3
 
-// updateOne is Update without a lock: it reads the resource as Get does (a user
-// with its groups), runs fn, and writes the result with its audit event in one
+// updateOne is Update of a user without a lock: it reads the user as Get does
+// (with its groups), runs fn, and writes the result with its audit event in one
 // statement, on condition that the version is still the one read. When another
 // write moved the version first (or deleted the row) it reads and runs fn again.
 // It reports done false, having written nothing, when fn asks for more than the
-// row and its event (membership changes, outbox messages) or the row kept
-// changing under it: Update then runs the locked transaction, and fn again.
-func (s *Store) updateOne(ctx context.Context, tenantID string, kind store.Kind, id string, fn store.Updater) (out *store.Resource, done bool, err error) {
+// row and its event (outbox messages) or the row kept changing under it: Update
+// then runs the locked transaction, and fn again.
+func (s *Store) updateOne(ctx context.Context, tenantID, id string, fn store.Updater) (out *store.Resource, done bool, err error) {
+	const kind = store.KindUser
 	for range optimisticAttempts {
 		cur, err := againIfShared(ctx, func() (*store.Resource, error) {
-			return s.getRow(s.prep.WithContext(ctx), tenantID, kind, id, "", kind == store.KindUser)
+			return s.getRow(s.prep.WithContext(ctx), tenantID, kind, id, "", true)
 		})
 		if err != nil {
 			return nil, true, s.stmtErr(ctx, err)
 		}
 		prev := cur.Version
-		mc, err := fn(cur)
-		if err != nil {
+		if _, err := fn(cur); err != nil { // a user has no members to change
 			return nil, true, s.stmtErr(ctx, err)
 		}
 		if len(cur.Outbox) > 0 {
 			return nil, false, nil
 		}
-		for i := range mc {
-			if kind == store.KindGroup && !mc[i].Empty() {
-				return nil, false, nil
-			}
-		}
 		cur.TenantID, cur.Kind, cur.ID = tenantID, kind, id
 		cur.Version = prev + 1
 		cur.LastModified = now()
-		var set string
-		var args []any
-		if kind == store.KindGroup {
-			set = `UPDATE "groups" SET external_id = ?, display_name = ?, display_name_lower = ?, data = ?, version = ?, last_modified = ?`
-			args = []any{cur.ExternalID, cur.DisplayName, lowerPtr(cur.DisplayName), string(cur.Doc), cur.Version, cur.LastModified}
-		} else {
-			set = `UPDATE users SET external_id = ?, user_name = ?, user_name_lower = ?, display_name = ?, display_name_lower = ?, active = ?,
-				data = ?, password_hash = ?, version = ?, last_modified = ?`
-			args = []any{cur.ExternalID, cur.UserName, strings.ToLower(cur.UserName), cur.DisplayName, lowerPtr(cur.DisplayName), cur.Active,
-				string(cur.Doc), cur.PasswordHash, cur.Version, cur.LastModified}
-		}
-		q := `WITH u AS (` + set + ` WHERE tenant_id = ? AND id = ? AND version = ? RETURNING 1)
+		args := []any{cur.ExternalID, cur.UserName, strings.ToLower(cur.UserName), cur.DisplayName, lowerPtr(cur.DisplayName), cur.Active,
+			string(cur.Doc), cur.PasswordHash, cur.Version, cur.LastModified}
+		q := `WITH u AS (UPDATE users SET external_id = ?, user_name = ?, user_name_lower = ?, display_name = ?, display_name_lower = ?, active = ?,
+				data = ?, password_hash = ?, version = ?, last_modified = ? WHERE tenant_id = ? AND id = ? AND version = ? RETURNING 1)
 			INSERT INTO audit_events (` + auditCols + `) SELECT ` + auditParams + ` FROM u`
 		e := changeEvent(ctx, tenantID, store.OpUpdate, string(kind), id, version(prev), version(cur.Version))
 		args = append(args, tenantID, id, prev)

@@ -744,7 +744,7 @@ func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id
 	// Groups take the transaction: most group updates change members, which
 	// updateOne would find out only after a read the transaction repeats.
 	if s.chained() && kind == store.KindUser {
-		if out, done, err := s.updateOne(ctx, tenantID, kind, id, fn); done {
+		if out, done, err := s.updateOne(ctx, tenantID, id, fn); done {
 			return out, err
 		}
 	}
