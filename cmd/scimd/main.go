@@ -177,23 +177,10 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		name, rest = rest[0], rest[1:]
 	}
-	// Settings may stand before or after the flags (all of which take a value): every
-	// argument that is neither a flag nor a flag's value is a setting.
-	var pairs, flags []string
-	for i := 0; i < len(rest); i++ {
-		a := rest[i]
-		switch {
-		case args[0] != "set" || strings.HasPrefix(a, "-") && strings.Contains(a, "="):
-			flags = append(flags, a)
-		case strings.HasPrefix(a, "-"):
-			flags = append(flags, a)
-			if i+1 < len(rest) {
-				i++
-				flags = append(flags, rest[i])
-			}
-		default:
-			pairs = append(pairs, a)
-		}
+	// Settings may stand before or after the flags.
+	flags, pairs := rest, []string(nil)
+	if args[0] == "set" {
+		flags, pairs = splitArgs(rest)
 	}
 	st, _, err := setup(ctx, fs, &c, flags, false, stderr)
 	if err != nil {
@@ -328,16 +315,10 @@ func parseExpiry(in, at string, now time.Time) (time.Time, error) {
 	return time.Time{}, nil
 }
 
-// tokenRevoke revokes one token, named by the id `scimd token list` prints. Every
-// running scimd refuses it within three --token-cache-refresh intervals.
-func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c Config
-	var tenant string
-	fs := flag.NewFlagSet("token revoke", flag.ContinueOnError)
-	databaseFlags(fs, &c)
-	fs.StringVar(&tenant, "tenant", "", "the tenant the token belongs to (required)")
-	// The id may stand before or after the flags (all of which take a value).
-	var ids, flags []string
+// splitArgs separates the flags of a command whose flags all take a value
+// ("--name value" or "--name=value") from its other arguments, which may stand
+// before, between or after them.
+func splitArgs(args []string) (flags, others []string) {
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
 		case strings.HasPrefix(a, "-") && strings.Contains(a, "="):
@@ -349,9 +330,22 @@ func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				flags = append(flags, args[i])
 			}
 		default:
-			ids = append(ids, a)
+			others = append(others, a)
 		}
 	}
+	return flags, others
+}
+
+// tokenRevoke revokes one token, named by the id `scimd token list` prints. Every
+// running scimd refuses it within three --token-cache-refresh intervals.
+func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c Config
+	var tenant string
+	fs := flag.NewFlagSet("token revoke", flag.ContinueOnError)
+	databaseFlags(fs, &c)
+	fs.StringVar(&tenant, "tenant", "", "the tenant the token belongs to (required)")
+	// The id may stand before or after the flags.
+	flags, ids := splitArgs(args)
 	st, _, err := setup(ctx, fs, &c, flags, false, stderr)
 	if err != nil {
 		return err

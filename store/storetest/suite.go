@@ -162,6 +162,24 @@ type fixture struct {
 	st  store.Store
 }
 
+// exactlyOne checks that exactly one of errs, the results of racing calls, is nil
+// and that every other is loser.
+func (f *fixture) exactlyOne(errs []error, loser error, what string) {
+	f.t.Helper()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, loser):
+			f.t.Errorf("%s: %v, want nil or %v", what, err, loser)
+		}
+	}
+	if ok != 1 {
+		f.t.Errorf("%d of %d %s succeeded, want exactly 1", ok, len(errs), what)
+	}
+}
+
 func (f *fixture) tenant(name string) store.Tenant {
 	f.t.Helper()
 	tn, err := f.st.CreateTenant(f.ctx, name)
@@ -1756,19 +1774,7 @@ func concurrentUpdates(f *fixture) {
 	for range workers {
 		wg.Go(func() {
 			for range rounds {
-				_, err := f.st.Update(f.ctx, tn.ID, store.KindUser, u.ID, func(cur *store.Resource) ([]store.MemberChange, error) {
-					var doc map[string]any
-					if err := json.Unmarshal(cur.Doc, &doc); err != nil {
-						return nil, err
-					}
-					n, err := strconv.Atoi(fmt.Sprint(doc["nickName"]))
-					if err != nil {
-						return nil, err
-					}
-					doc["nickName"] = strconv.Itoa(n + 1)
-					cur.Doc = mustJSON(doc)
-					return nil, nil
-				})
+				_, err := f.st.Update(f.ctx, tn.ID, store.KindUser, u.ID, increment)
 				if err != nil {
 					errs <- err
 					return
@@ -1799,18 +1805,7 @@ func concurrentCreates(f *fixture) {
 		})
 	}
 	wg.Wait()
-	ok := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, store.ErrConflict):
-			f.t.Errorf("concurrent Create: %v, want nil or ErrConflict", err)
-		}
-	}
-	if ok != 1 {
-		f.t.Errorf("%d concurrent Creates of one userName succeeded, want exactly 1", ok)
-	}
+	f.exactlyOne(errs, store.ErrConflict, "concurrent creates of one userName")
 	if res := f.list(tn.ID, store.KindUser, store.ListOptions{Count: 10}); res.Total != 1 {
 		f.t.Errorf("%d users stored, want 1", res.Total)
 	}

@@ -255,18 +255,7 @@ func writeConcurrentIfMatch(f *fixture) {
 	}
 	close(start)
 	wg.Wait()
-	ok := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, store.ErrPrecondition):
-			f.t.Errorf("concurrent Update at version 1: %v, want nil or ErrPrecondition", err)
-		}
-	}
-	if ok != 1 {
-		f.t.Errorf("%d updates at version 1 succeeded, want exactly 1", ok)
-	}
+	f.exactlyOne(errs, store.ErrPrecondition, "concurrent updates at version 1")
 	got := f.get(tn.ID, store.KindUser, u.ID)
 	if got.Version != 2 || counter(f.t, got) != 1 {
 		f.t.Errorf("version %d, counter %d; want 2 and 1", got.Version, counter(f.t, got))
