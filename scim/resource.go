@@ -163,6 +163,9 @@ func decodeDoc(b []byte) (map[string]any, error) {
 	if len(b) == 0 {
 		return m, nil
 	}
+	if m, ok := decodeStored(b); ok {
+		return m, nil
+	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	if err := d.Decode(&m); err != nil {
