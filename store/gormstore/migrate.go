@@ -211,6 +211,14 @@ var migrations = []string{
 		n BIGINT NOT NULL
 	);
 	INSERT INTO token_epoch (id, n) VALUES (1, 0)`,
+	// 12: a user's groups are read by (tenant_id, member_id) and need group_id:
+	// with the index of migration 1, which lacks it, SQLite preferred the
+	// primary key (covering, but searched by tenant_id alone) and read every
+	// membership of the tenant for each user — a GET or a DELETE of one user
+	// read all 100,000 rows of a big group's memberships. Covering both, this one is
+	// the obvious choice on either database.
+	`CREATE INDEX group_members_member_group ON group_members (tenant_id, member_id, group_id);
+	DROP INDEX group_members_member`,
 }
 
 // tokenEpochColumns are the api_tokens columns a principal is made of: changing
