@@ -58,9 +58,7 @@ func (p *storedParser) value(depth int) (any, bool) {
 	case c == '{':
 		p.i++
 		m := map[string]any{}
-		p.space()
-		if p.i < len(p.b) && p.b[p.i] == '}' {
-			p.i++
+		if p.empty('}') {
 			return m, true
 		}
 		for {
@@ -79,26 +77,14 @@ func (p *storedParser) value(depth int) (any, bool) {
 				return nil, false
 			}
 			m[k] = v
-			p.space()
-			if p.i >= len(p.b) {
-				return nil, false
-			}
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-			case '}':
-				p.i++
-				return m, true
-			default:
-				return nil, false
+			if done, ok := p.after('}'); !ok || done {
+				return m, ok
 			}
 		}
 	case c == '[':
 		p.i++
 		a := []any{}
-		p.space()
-		if p.i < len(p.b) && p.b[p.i] == ']' {
-			p.i++
+		if p.empty(']') {
 			return a, true
 		}
 		for {
@@ -107,18 +93,8 @@ func (p *storedParser) value(depth int) (any, bool) {
 				return nil, false
 			}
 			a = append(a, v)
-			p.space()
-			if p.i >= len(p.b) {
-				return nil, false
-			}
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-			case ']':
-				p.i++
-				return a, true
-			default:
-				return nil, false
+			if done, ok := p.after(']'); !ok || done {
+				return a, ok
 			}
 		}
 	case c == '"':
@@ -133,6 +109,34 @@ func (p *storedParser) value(depth int) (any, bool) {
 		return p.number()
 	}
 	return nil, false
+}
+
+// empty skips the end of an object or array that closes at once, and reports it.
+func (p *storedParser) empty(end byte) bool {
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == end {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// after reads what follows an element of an object or array that end closes: a
+// comma (not done) or end (done); anything else is not ok.
+func (p *storedParser) after(end byte) (done, ok bool) {
+	p.space()
+	if p.i >= len(p.b) {
+		return false, false
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		return false, true
+	case end:
+		p.i++
+		return true, true
+	}
+	return false, false
 }
 
 func (p *storedParser) word(w string) bool {
