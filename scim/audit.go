@@ -3,8 +3,6 @@ package scim
 import (
 	"context"
 	"encoding/base64"
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -186,12 +184,9 @@ func (l *AuditLog) Events(ctx context.Context, tenantID string, q AuditQuery) (*
 
 // TenantEvents is Events for the tenant named name (for the command line).
 func (l *AuditLog) TenantEvents(ctx context.Context, name string, q AuditQuery) (*AuditPage, error) {
-	tn, err := l.st.TenantByName(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist", name), Err: err}
-	}
+	tn, err := tenantNamed(ctx, l.st, name)
 	if err != nil {
-		return nil, AsError(err)
+		return nil, err
 	}
 	return l.Events(ctx, tn.ID, q)
 }

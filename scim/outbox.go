@@ -281,12 +281,9 @@ func (d *Outbox) Work(ctx context.Context) {
 // Messages lists the named tenant's messages, oldest first; failed selects the
 // failed ones only.
 func (d *Outbox) Messages(ctx context.Context, tenant string, failed bool) ([]Message, error) {
-	tn, err := d.st.TenantByName(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenant), Err: err}
-	}
+	tn, err := tenantNamed(ctx, d.st, tenant)
 	if err != nil {
-		return nil, AsError(err)
+		return nil, err
 	}
 	msgs, err := d.st.Outbox(ctx, tn.ID)
 	if err != nil {

@@ -491,12 +491,9 @@ func (s *Service) RecordQuirks(ctx context.Context, tenantID, tokenID string, co
 
 // QuirkReport returns how often each token of the named tenant needed each quirk.
 func (s *Service) QuirkReport(ctx context.Context, tenant string) ([]store.QuirkCount, error) {
-	tn, err := s.st.TenantByName(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenant), Err: err}
-	}
+	tn, err := tenantNamed(ctx, s.st, tenant)
 	if err != nil {
-		return nil, AsError(err)
+		return nil, err
 	}
 	out, err := s.st.QuirkCounts(ctx, tn.ID)
 	if err != nil {

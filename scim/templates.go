@@ -2,7 +2,6 @@ package scim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -34,12 +33,9 @@ func (t *Tokens) EditTemplate(ctx context.Context, tenant, kind string, e Templa
 	if !slices.Contains(MessageKinds, kind) {
 		return MessageTemplate{}, errorf(KindInvalidValue, "message kind %q: use one of %s", kind, strings.Join(MessageKinds, ", "))
 	}
-	tn, err := t.st.TenantByName(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) {
-		return MessageTemplate{}, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenant), Err: err}
-	}
+	tn, err := tenantNamed(ctx, t.st, tenant)
 	if err != nil {
-		return MessageTemplate{}, AsError(err)
+		return MessageTemplate{}, err
 	}
 	set := tn.Settings
 	mt := set.Templates[kind]

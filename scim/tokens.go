@@ -138,6 +138,24 @@ func NewTokens(st Accounts, opts ...TokensOption) *Tokens {
 	return t
 }
 
+// tenantNamer finds tenants by name; every store does.
+type tenantNamer interface {
+	TenantByName(ctx context.Context, name string) (store.Tenant, error)
+}
+
+// tenantNamed finds the tenant an operator named (a command's --tenant), as a
+// KindNotFound error that names it when there is none.
+func tenantNamed(ctx context.Context, st tenantNamer, name string) (store.Tenant, error) {
+	tn, err := st.TenantByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Tenant{}, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist", name), Err: err}
+	}
+	if err != nil {
+		return store.Tenant{}, AsError(err)
+	}
+	return tn, nil
+}
+
 var tenantName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 // CreateTenant adds a tenant. Names are lower-case letters, digits, '.', '_' and '-'.
@@ -445,12 +463,9 @@ var Families = []string{"partner", "admin", "platform", "superuser", "onboarding
 // place of the server's --rate-limit) and rate_burst=B|default (in place of
 // --rate-burst).
 func (t *Tokens) SetTenant(ctx context.Context, tenant string, pairs []string) (TenantSettings, error) {
-	tn, err := t.st.TenantByName(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) {
-		return TenantSettings{}, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenant), Err: err}
-	}
+	tn, err := tenantNamed(ctx, t.st, tenant)
 	if err != nil {
-		return TenantSettings{}, AsError(err)
+		return TenantSettings{}, err
 	}
 	set := tn.Settings
 	for _, p := range pairs {
@@ -558,12 +573,9 @@ func (t *Tokens) ListTokens(ctx context.Context, tenant string) ([]TenantToken, 
 		}
 		tenants = ts
 	} else {
-		tn, err := t.st.TenantByName(ctx, tenant)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("tenant %q does not exist", tenant), Err: err}
-		}
+		tn, err := tenantNamed(ctx, t.st, tenant)
 		if err != nil {
-			return nil, AsError(err)
+			return nil, err
 		}
 		tenants = []Tenant{tn}
 	}
@@ -604,12 +616,9 @@ func (t *Tokens) RevokeUser(ctx context.Context, tenantID, userID string) error 
 // it); the next request with it is 401, on every replica. Revoking a revoked token
 // is no error.
 func (t *Tokens) Revoke(ctx context.Context, tenant, id string) error {
-	tn, err := t.st.TenantByName(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Kind: KindNotFound, Detail: fmt.Sprintf("no tenant %q", tenant), Err: err}
-	}
+	tn, err := tenantNamed(ctx, t.st, tenant)
 	if err != nil {
-		return AsError(err)
+		return err
 	}
 	if err := t.st.RevokeToken(ctx, tn.ID, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {

@@ -449,7 +449,7 @@ func TestTokenCLI(t *testing.T) {
 	}{
 		{"no tenant", []string{id}, "usage"},
 		{"no id", []string{"--tenant", "acme"}, "usage"},
-		{"unknown tenant", []string{"--tenant", "nope", id}, `no tenant "nope"`},
+		{"unknown tenant", []string{"--tenant", "nope", id}, `tenant "nope" does not exist`},
 		{"unknown id", []string{"--tenant", "acme", "no-such-id"}, `has no token "no-such-id"`},
 	} {
 		args := append([]string{"token", "revoke", "--database", db}, tc.args...)
