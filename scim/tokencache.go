@@ -32,12 +32,11 @@ type tokenCache struct {
 	refresh time.Duration // poll interval
 	margin  time.Duration // how long after a poll began its answer is trusted
 
-	mu     sync.Mutex
-	m      map[[32]byte]store.Token
-	gen    uint64    // moves on every clear; an entry read before a clear is not kept
-	epoch  int64     // token_epoch at the last successful poll
-	polled bool      // epoch is set
-	live   time.Time // entries are served until then
+	mu    sync.Mutex
+	m     map[[32]byte]store.Token
+	gen   uint64    // moves on every clear; an entry read before a clear is not kept
+	epoch int64     // token_epoch at the last successful poll (when live is set)
+	live  time.Time // entries are served until then; zero until a poll succeeds
 }
 
 func newTokenCache(refresh time.Duration) *tokenCache {
@@ -87,11 +86,10 @@ func (c *tokenCache) dropLocked() {
 func (c *tokenCache) observe(epoch int64, began time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.polled || epoch != c.epoch {
+	if c.live.IsZero() || epoch != c.epoch {
 		c.dropLocked()
 	}
-	c.epoch, c.polled = epoch, true
-	c.live = began.Add(c.margin)
+	c.epoch, c.live = epoch, began.Add(c.margin)
 }
 
 // lost records a failed poll: nothing cached is served until a poll succeeds.
@@ -99,7 +97,6 @@ func (c *tokenCache) lost() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropLocked()
-	c.polled = false
 	c.live = time.Time{}
 }
 

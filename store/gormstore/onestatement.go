@@ -49,17 +49,7 @@ func (s *Store) createOne(ctx context.Context, r *store.Resource) error {
 	e := changeEvent(ctx, r.TenantID, store.OpCreate, string(r.Kind), r.ID, nil, version(r.Version))
 	args = append(args, r.TenantID, string(r.Kind), rand.IntN(countShards))
 	args = append(args, auditValues(&e, now())...)
-	var err error
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		err = s.prep.WithContext(ctx).Exec(q, args...).Error
-		if sharedPrepareFailed(ctx, err) { // it did not run
-			continue
-		}
-		if err == nil || !s.d.IsRetryable(err) || ctx.Err() != nil {
-			break
-		}
-		s.log.Debug("statement conflict, retrying", zap.Int("attempt", attempt), zap.Error(err))
-	}
+	err := s.again(ctx, func() error { return s.prep.WithContext(ctx).Exec(q, args...).Error })
 	return s.stmtErr(ctx, s.writeErr(err))
 }
 

@@ -969,15 +969,25 @@ const maxAttempts = 3
 // tx runs fn in a transaction, again (up to maxAttempts) when the database aborts it
 // for a transient conflict. fn must therefore be safe to run more than once.
 func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.stmtErr(ctx, s.again(ctx, func() error { return s.db.WithContext(ctx).Transaction(fn) }))
+}
+
+// again runs write, a transaction or a single statement, up to maxAttempts times
+// while the database aborts it for a transient conflict (or it did not run at all,
+// see sharedPrepareFailed). write must therefore be safe to run more than once.
+func (s *Store) again(ctx context.Context, write func() error) error {
 	var err error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		err = s.db.WithContext(ctx).Transaction(fn)
+		err = write()
+		if sharedPrepareFailed(ctx, err) {
+			continue
+		}
 		if err == nil || !s.d.IsRetryable(err) || ctx.Err() != nil {
 			break
 		}
-		s.log.Debug("transaction conflict, retrying", zap.Int("attempt", attempt), zap.Error(err))
+		s.log.Debug("write conflict, retrying", zap.Int("attempt", attempt), zap.Error(err))
 	}
-	return s.stmtErr(ctx, err)
+	return err
 }
 
 func (s *Store) writeErr(err error) error {
