@@ -159,13 +159,13 @@ func memberAttr(m store.Member) map[string]any {
 }
 
 func decodeDoc(b []byte) (map[string]any, error) {
-	m := map[string]any{}
 	if len(b) == 0 {
-		return m, nil
+		return map[string]any{}, nil
 	}
 	if m, ok := decodeStored(b); ok {
 		return m, nil
 	}
+	m := map[string]any{}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	if err := d.Decode(&m); err != nil {

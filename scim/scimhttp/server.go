@@ -263,46 +263,58 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, status int, kind
 // from the database, so that a group of 100,000 members costs the server no more
 // memory than one of ten. The members are read after the group's row: a member
 // change committed in between shows in the list but not in the ETag, whose
-// If-Match then fails (412) rather than overwriting it. A failure once the answer
-// has begun cuts the connection, so the client sees a broken answer, never a
-// well-formed wrong one.
+// If-Match then fails (412) rather than overwriting it. The status is sent with the
+// first member (or after the walk), so a walk that cannot start is answered as an
+// error like any other; a failure once the answer has begun cuts the connection,
+// so the client sees a broken answer, never a well-formed wrong one.
 func (s *Server) writeStreamed(w http.ResponseWriter, r *http.Request, status int, res *scim.Resource) {
 	base := s.base(r)
-	head, err := json.Marshal(res.Render(base, scim.Projection{}))
-	if err != nil || len(head) < 2 {
+	head, err := appendJSON(nil, res.Render(base, scim.Projection{}))
+	if err != nil {
 		s.writeError(w, r, fmt.Errorf("encode group %s: %w", res.ID, err))
 		return
 	}
-	w.Header().Set("ETag", res.ETag())
-	if status == http.StatusCreated {
-		w.Header().Set("Location", res.Location(base))
-	}
-	w.Header().Set("Content-Type", "application/scim+json")
-	w.WriteHeader(status)
 	bw := bufio.NewWriterSize(w, 32<<10)
-	_, _ = bw.Write(head[:len(head)-1])
+	started := false
+	start := func() {
+		started = true
+		w.Header().Set("ETag", res.ETag())
+		if status == http.StatusCreated {
+			w.Header().Set("Location", res.Location(base))
+		}
+		w.Header().Set("Content-Type", "application/scim+json")
+		w.WriteHeader(status)
+		_, _ = bw.Write(head[:len(head)-1]) // the group without its closing brace
+	}
 	n := 0
+	var buf []byte
 	err = s.svc.EachMember(r.Context(), tenant(r), res.ID, base, func(m map[string]any) error {
-		b, err := json.Marshal(m)
-		if err != nil {
+		var err error
+		if buf, err = appendJSON(buf[:0], m); err != nil {
 			return err
 		}
 		if n == 0 {
+			start()
 			_, _ = bw.WriteString(`,"members":[`)
 		} else {
 			_ = bw.WriteByte(',')
 		}
 		n++
-		_, err = bw.Write(b)
+		_, err = bw.Write(buf)
 		return err
 	})
-	if err != nil {
+	switch {
+	case err != nil && !started:
+		s.writeError(w, r, err)
+		return
+	case err != nil:
 		s.log.Warn("group answer cut short", zap.String("request_id", middleware.RequestID(r.Context())),
 			zap.String("group", res.ID), zap.Int("members_written", n), zap.Error(err))
 		panic(http.ErrAbortHandler)
-	}
-	if n > 0 {
+	case n > 0:
 		_ = bw.WriteByte(']')
+	default:
+		start()
 	}
 	_ = bw.WriteByte('}')
 	_ = bw.Flush()
