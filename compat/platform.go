@@ -581,7 +581,5 @@ func platformJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		b, status = []byte(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"500","detail":"cannot encode the response"}`), http.StatusInternalServerError
 	}
-	w.Header().Set("Content-Type", "application/scim+json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	middleware.WriteBody(w, status, "application/scim+json", b)
 }

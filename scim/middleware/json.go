@@ -3,6 +3,7 @@ package middleware
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 )
 
 // WriteJSON answers status with v encoded as application/json: the plain JSON
@@ -13,7 +14,14 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"error":"internal","message":"cannot encode the response"}`, http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	WriteBody(w, status, "application/json", b)
+}
+
+// WriteBody answers status with body as contentType. The length is sent, so an
+// answer flushed before the handler ends is complete at once (see Audit).
+func WriteBody(w http.ResponseWriter, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	_, _ = w.Write(body)
 }

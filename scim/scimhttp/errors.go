@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"strconv"
 
 	scimerrors "github.com/elimity-com/scim/errors"
 	"go.uber.org/zap"
@@ -118,10 +117,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"500","detail":"cannot encode the response"}`, http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/scim+json")
-	// A known length lets a flushed answer be complete before the handler ends
-	// (see middleware.Audit).
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	middleware.WriteBody(w, status, "application/scim+json", b)
 }
