@@ -110,7 +110,7 @@ func (c *Compat) adminRoute(methods map[string]adminMethod) http.Handler {
 				message: fmt.Sprintf("%s is not allowed here; use %s", r.Method, strings.Join(allow, " or "))})
 			return
 		}
-		p, _, err := c.authenticate(r.Context(), auth.Credentials(r), scim.ScopeAdmin, FamilyAdmin)
+		p, err := c.authenticate(r.Context(), auth.Credentials(r), scim.ScopeAdmin, FamilyAdmin)
 		if err != nil {
 			c.adminError(w, r, err)
 			return

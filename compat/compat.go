@@ -17,6 +17,7 @@ import (
 	"io"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -142,23 +143,20 @@ func (c *Compat) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 // errTooLarge is a body over Options.MaxBodyBytes; families answer 413.
 var errTooLarge = errors.New("request body too large")
 
-// authenticate resolves a token of the vendor's style to its principal and tenant,
+// authenticate resolves a token of the vendor's style to its principal (with its tenant),
 // requiring scope and the family enabled for the tenant.
-func (c *Compat) authenticate(ctx context.Context, secret, scope, family string) (scim.Principal, scim.Tenant, error) {
+func (c *Compat) authenticate(ctx context.Context, secret, scope, family string) (scim.Principal, error) {
 	p, err := c.tokens.Authenticate(ctx, secret)
 	if err != nil {
-		return scim.Principal{}, scim.Tenant{}, err
+		return scim.Principal{}, err
 	}
 	if !p.Has(scope) {
-		return scim.Principal{}, scim.Tenant{}, &scim.Error{Kind: scim.KindForbidden, Detail: "this token lacks the " + scope + " scope"}
+		return scim.Principal{}, &scim.Error{Kind: scim.KindForbidden, Detail: "this token lacks the " + scope + " scope"}
 	}
-	tn := p.Tenant
-	for _, f := range tn.Settings.DisabledFamilies {
-		if f == family {
-			return scim.Principal{}, scim.Tenant{}, errFamilyDisabled
-		}
+	if slices.Contains(p.Tenant.Settings.DisabledFamilies, family) {
+		return scim.Principal{}, errFamilyDisabled
 	}
-	return p, tn, nil
+	return p, nil
 }
 
 // errFamilyDisabled: the tenant turned this route family off (scimd tenant set).
@@ -193,9 +191,6 @@ func kindStatus(e *scim.Error) (int, string, string) {
 	return http.StatusInternalServerError, "internal", "internal error"
 }
 
-// logInternal logs an unexpected error once, at error level, with a fresh error id
-// and the request id, and returns the id for the answer: the error's own text never
-// reaches the client.
 // refused is what every family's error writer does besides shaping its body: it
 // puts code on the request's audit event and logs the error once — a 500 at error
 // level under a fresh error id, which it returns for the answer to name; any other
@@ -215,6 +210,9 @@ func refused(log *zap.Logger, r *http.Request, failMsg string, status int, code,
 	return ""
 }
 
+// logInternal logs an unexpected error once, at error level, with a fresh error id
+// and the request id, and returns the id for the answer: the error's own text never
+// reaches the client.
 func logInternal(log *zap.Logger, r *http.Request, msg string, err error, fields ...zap.Field) string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)

@@ -252,10 +252,11 @@ func (o *onboardingRoutes) authorize(w http.ResponseWriter, r *http.Request, wri
 	if secret == "" {
 		return scim.Principal{}, &scim.Error{Kind: scim.KindUnauthorized, Detail: "missing credentials: send Authorization: Bearer <token>"}
 	}
-	p, tn, err := o.c.authenticate(r.Context(), secret, scim.ScopeCompat, FamilyOnboarding)
+	p, err := o.c.authenticate(r.Context(), secret, scim.ScopeCompat, FamilyOnboarding)
 	if err != nil {
 		return scim.Principal{}, err
 	}
+	tn := p.Tenant
 	onboardingNotePrincipal(w, r, p)
 	if tn.Settings.NoOnboardingUser {
 		return scim.Principal{}, &onboardingError{status: http.StatusForbidden, errorType: "api_user_not_found", tenantID: tn.ID,

@@ -109,10 +109,11 @@ func (c *Compat) partnerProvisionUser(w http.ResponseWriter, r *http.Request) er
 	if secret == "" {
 		return &scim.Error{Kind: scim.KindUnauthorized, Detail: "missing credentials: send Authorization: Token <token>"}
 	}
-	p, tn, err := c.authenticate(ctx, secret, scim.ScopeCompat, FamilyPartner)
+	p, err := c.authenticate(ctx, secret, scim.ScopeCompat, FamilyPartner)
 	if err != nil {
 		return err
 	}
+	tn := p.Tenant
 	partnerNotePrincipal(w, r, p)
 	if p.Sandbox {
 		return &partnerError{status: http.StatusForbidden, code: "sandbox_token", message: "a sandbox token cannot provision or deprovision users; use a production token"}

@@ -154,7 +154,7 @@ func (c *Compat) superuserAuth(r *http.Request, key, where string, change bool) 
 		return scim.Principal{}, &superuserError{status: http.StatusUnauthorized, code: "unauthorized",
 			msg: "missing key: send the API key in " + where}
 	}
-	p, _, err := c.authenticate(r.Context(), key, scim.ScopeAdmin, FamilySuperuser)
+	p, err := c.authenticate(r.Context(), key, scim.ScopeAdmin, FamilySuperuser)
 	if err != nil {
 		return scim.Principal{}, err
 	}

@@ -593,15 +593,6 @@ func (t *Tokens) ListTokens(ctx context.Context, tenant string) ([]TenantToken, 
 	return out, nil
 }
 
-// Tenant returns the tenant with this id, with its settings.
-func (t *Tokens) Tenant(ctx context.Context, id string) (Tenant, error) {
-	tn, err := t.st.TenantByID(ctx, id)
-	if err != nil {
-		return Tenant{}, AsError(err)
-	}
-	return tn, nil
-}
-
 // RevokeUser revokes every token bound to a user of the tenant; the next request
 // with any of them is 401, on every replica.
 func (t *Tokens) RevokeUser(ctx context.Context, tenantID, userID string) error {

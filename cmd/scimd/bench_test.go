@@ -32,7 +32,7 @@ func BenchmarkHotPaths(b *testing.B) {
 			limits.BcryptCost = 4
 			svc := scim.NewService(st, log, scim.WithLimits(limits))
 			tokens := scim.NewTokens(st, scim.WithTokenCache(scim.DefaultTokenCacheRefresh)) // as serve runs it
-			b.Cleanup(startTokenWatch(context.Background(), tokens))
+			b.Cleanup(startWorker(context.Background(), "token cache", tokens.WatchTokens, log))
 			secret, err := tokens.Bootstrap(context.Background(), "")
 			if err != nil {
 				b.Fatal(err)

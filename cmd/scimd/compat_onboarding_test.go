@@ -776,7 +776,7 @@ func TestOnboardingServeWorker(t *testing.T) {
 			t.Fatalf("%d %s", r.status, truncate(r.raw, 300))
 		}
 		tasks, _ := onboardingWorker(t, e, scim.TaskOptions{Poll: 50 * time.Millisecond})
-		stop := startTaskWorker(context.Background(), tasks, zaptest.NewLogger(t))
+		stop := startWorker(context.Background(), "task", tasks.Work, zaptest.NewLogger(t))
 		defer stop()
 		var patch []any
 		for i := range 1000 {

@@ -62,7 +62,7 @@ func newEnv(t *testing.T, b storetest.Backend, o scimhttp.Options, tune ...func(
 	// another Tokens reach it within three refreshes, as on a replica.
 	tokens := scim.NewTokens(st, scim.WithTokenCache(scim.DefaultTokenCacheRefresh))
 	t.Cleanup(tokens.Flush) // after the server closes, before the store does
-	t.Cleanup(startTokenWatch(context.Background(), tokens))
+	t.Cleanup(startWorker(context.Background(), "token cache", tokens.WatchTokens, log))
 	secret, err := tokens.Bootstrap(context.Background(), "")
 	if err != nil || secret == "" {
 		t.Fatalf("bootstrap: %q %v", secret, err)

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -83,7 +82,9 @@ Try it:
 	// A resource is never larger than a request could carry back in a PUT.
 	limits.MaxResourceBytes = int(c.MaxBodyBytes)
 	svc := scim.NewService(st, log, scim.WithLimits(limits))
-	stopWorker := startTaskWorker(ctx, scim.NewTasks(st, svc, log, scim.TaskOptions{}), log)
+	// The task worker (large onboarding batches): stopping lets the entry in
+	// progress finish and releases its other claimed entries to the next worker.
+	stopWorker := startWorker(ctx, "task", scim.NewTasks(st, svc, log, scim.TaskOptions{}).Work, log)
 	defer stopWorker()
 	outbox, err := newOutbox(&c, st, svc, log)
 	if err != nil {
@@ -97,7 +98,7 @@ Try it:
 	defer stopDelivery()
 	stopRetention := startAuditRetention(ctx, &c, st, log)
 	defer stopRetention()
-	stopTokenWatch := startTokenWatch(ctx, tokens)
+	stopTokenWatch := startWorker(ctx, "token cache", tokens.WatchTokens, log)
 	defer stopTokenWatch()
 	var draining atomic.Bool
 	h := newHandler(svc, tokens, st, log, &draining, tlsConf != nil, scimhttp.Options{
@@ -160,21 +161,6 @@ Try it:
 	return nil
 }
 
-// startTokenWatch keeps the token cache current (scim.Tokens.WatchTokens) until
-// the returned stop is called.
-func startTokenWatch(ctx context.Context, tokens *scim.Tokens) (stop func()) {
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tokens.WatchTokens(wctx)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
-
 // newTokens returns the token use cases with the configured rate limit
 // (--rate-limit, --rate-burst) and failed-authentication throttle
 // (--auth-fail-limit, --auth-fail-burst).
@@ -197,30 +183,6 @@ func serverTLS(c *Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("--tls-cert %q and --tls-key %q: %w", c.TLSCert, c.TLSKey, err)
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
-}
-
-// startTaskWorker runs the background task worker (large onboarding batches) until
-// the returned stop is called. stop lets the entry in progress finish, releases the
-// worker's other claimed entries to the next worker, and waits at most
-// shutdownGrace; calling it again does nothing.
-func startTaskWorker(ctx context.Context, tasks *scim.Tasks, log *zap.Logger) (stop func()) {
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tasks.Work(wctx)
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(shutdownGrace):
-				log.Warn("task worker did not stop in time", zap.Duration("grace", shutdownGrace))
-			}
-		})
-	}
 }
 
 // newHandler wires every route (see addRoutes) behind the shared request-id,
