@@ -56,7 +56,9 @@ type Options struct {
 	BulkMaxPayloadBytes int64
 	// RequestTimeout bounds how long one request may take, database work
 	// included; past it the request is answered 503 with Retry-After. Zero: no
-	// bound (the HTTP server's write timeout still applies).
+	// bound (the HTTP server's write timeout still applies). New does not apply
+	// it: the bound covers every route family, so the caller wraps the whole
+	// handler with middleware.Deadline(RequestTimeout).
 	RequestTimeout time.Duration
 }
 
