@@ -16,17 +16,21 @@ import (
 // bench holds one run: its settings, the users it created on each side and the
 // results so far.
 type bench struct {
-	cfg     config
-	c       *client
-	raw     *rawDB // nil without -database
-	runID   string
-	rss     func() int64 // the server's resident set in bytes, or nil
-	ids     []string     // scimd user ids by index ("" where the create failed)
-	rawIDs  []string
-	ok      []int // indexes of the users scimd created
-	rawOK   []int
-	results []Result
-	maxRSS  int64
+	cfg    config
+	c      *client
+	raw    *rawDB // nil without -database
+	naive  *naive // nil without -database or with -naive=false
+	runID  string
+	rss    func() int64 // the server's resident set in bytes, or nil
+	ids    []string     // scimd user ids by index ("" where the create failed)
+	rawIDs []string
+	ok     []int // indexes of the users scimd created
+	rawOK  []int
+	// naiveIDs and naiveOK are the naive stack's, as ids and ok are scimd's.
+	naiveIDs []string
+	naiveOK  []int
+	results  []Result
+	maxRSS   int64
 }
 
 func (b *bench) timed() load {
@@ -54,6 +58,15 @@ func (b *bench) all(ctx context.Context) error {
 	}
 	b.ids = make([]string, b.cfg.preload+b.cfg.users)
 	b.rawIDs = make([]string, b.cfg.preload+b.cfg.users)
+	b.naiveIDs = make([]string, b.cfg.preload+b.cfg.users)
+	if b.raw != nil && b.cfg.naive {
+		n, err := startNaive(ctx, b.cfg.database, b.raw.naiveTenant, b.cfg.concurrency, b.cfg.requestTimeout)
+		if err != nil {
+			return fmt.Errorf("naive stack: %w", err)
+		}
+		defer n.stop()
+		b.naive = n
+	}
 	if err := b.preload(ctx); err != nil {
 		return err
 	}
@@ -104,6 +117,22 @@ func (b *bench) create(ctx context.Context) {
 		return nil
 	}))
 	b.rawOK = created(b.rawIDs)
+	if b.naive == nil {
+		return
+	}
+	b.add(run(ctx, "create user", "naive", l, func(ctx context.Context, _, i int, _ *rand.Rand) error {
+		i += pre
+		var r resource
+		if err := b.naive.c.expect(ctx, 201, "POST", "/Users", nil, userDoc(b.runID, i), &r); err != nil {
+			return err
+		}
+		if r.ID == "" || r.UserName != userName(b.runID, i) {
+			return fmt.Errorf("create %d: answer has id %q, userName %q", i, r.ID, r.UserName)
+		}
+		b.naiveIDs[i] = r.ID
+		return nil
+	}))
+	b.naiveOK = created(b.naiveIDs)
 }
 
 func created(ids []string) []int {
@@ -117,24 +146,30 @@ func created(ids []string) []int {
 }
 
 func (b *bench) lookups(ctx context.Context) {
-	b.add(run(ctx, "lookup userName eq", "scimd", b.timed(), func(ctx context.Context, _, _ int, rng *rand.Rand) error {
-		i := b.ok[rng.IntN(len(b.ok))]
-		q := url.Values{"filter": {fmt.Sprintf("userName eq %q", userName(b.runID, i))}}
-		var lr listResponse
-		if err := b.c.expect(ctx, 200, "GET", "/Users", q, nil, &lr); err != nil {
-			return err
+	lookup := func(c *client, ids []string, ok []int) opFunc {
+		return func(ctx context.Context, _, _ int, rng *rand.Rand) error {
+			i := ok[rng.IntN(len(ok))]
+			q := url.Values{"filter": {fmt.Sprintf("userName eq %q", userName(b.runID, i))}}
+			var lr listResponse
+			if err := c.expect(ctx, 200, "GET", "/Users", q, nil, &lr); err != nil {
+				return err
+			}
+			if len(lr.Resources) != 1 || lr.Resources[0].ID != ids[i] {
+				return fmt.Errorf("lookup %d: %d resources", i, len(lr.Resources))
+			}
+			return nil
 		}
-		if len(lr.Resources) != 1 || lr.Resources[0].ID != b.ids[i] {
-			return fmt.Errorf("lookup %d: %d resources", i, len(lr.Resources))
-		}
-		return nil
-	}))
+	}
+	b.add(run(ctx, "lookup userName eq", "scimd", b.timed(), lookup(b.c, b.ids, b.ok)))
 	if b.raw == nil || len(b.rawOK) == 0 {
 		return
 	}
 	b.add(run(ctx, "lookup userName eq", "database", b.timed(), func(ctx context.Context, _, _ int, rng *rand.Rand) error {
 		return b.raw.lookupUser(ctx, b.runID, b.rawOK[rng.IntN(len(b.rawOK))])
 	}))
+	if b.naive != nil && len(b.naiveOK) > 0 {
+		b.add(run(ctx, "lookup userName eq", "naive", b.timed(), lookup(b.naive.c, b.naiveIDs, b.naiveOK)))
+	}
 }
 
 // floorScenario is the cheapest answer the server gives (GET /healthz: no token,
@@ -151,23 +186,29 @@ func (b *bench) gets(ctx context.Context) {
 		}
 		return err
 	}))
-	b.add(run(ctx, "GET user by id", "scimd", b.timed(), func(ctx context.Context, _, _ int, rng *rand.Rand) error {
-		id := b.ids[b.ok[rng.IntN(len(b.ok))]]
-		var r resource
-		if err := b.c.expect(ctx, 200, "GET", "/Users/"+id, nil, nil, &r); err != nil {
-			return err
+	get := func(c *client, ids []string, ok []int) opFunc {
+		return func(ctx context.Context, _, _ int, rng *rand.Rand) error {
+			id := ids[ok[rng.IntN(len(ok))]]
+			var r resource
+			if err := c.expect(ctx, 200, "GET", "/Users/"+id, nil, nil, &r); err != nil {
+				return err
+			}
+			if r.ID != id {
+				return fmt.Errorf("GET %s: answer has id %q", id, r.ID)
+			}
+			return nil
 		}
-		if r.ID != id {
-			return fmt.Errorf("GET %s: answer has id %q", id, r.ID)
-		}
-		return nil
-	}))
+	}
+	b.add(run(ctx, "GET user by id", "scimd", b.timed(), get(b.c, b.ids, b.ok)))
 	if b.raw == nil || len(b.rawOK) == 0 {
 		return
 	}
 	b.add(run(ctx, "GET user by id", "database", b.timed(), func(ctx context.Context, _, _ int, rng *rand.Rand) error {
 		return b.raw.getUser(ctx, b.rawIDs[b.rawOK[rng.IntN(len(b.rawOK))]])
 	}))
+	if b.naive != nil && len(b.naiveOK) > 0 {
+		b.add(run(ctx, "GET user by id", "naive", b.timed(), get(b.naive.c, b.naiveIDs, b.naiveOK)))
+	}
 }
 
 // walk is one worker's position in a sequential walk through all users.
@@ -182,33 +223,36 @@ type walk struct {
 
 func (b *bench) pages(ctx context.Context) {
 	const count = "100"
-	walks := make([]walk, b.cfg.concurrency)
-	b.add(run(ctx, "page by index, count=100", "scimd", b.timed(), func(ctx context.Context, w, _ int, _ *rand.Rand) error {
-		st := &walks[w]
-		if st.start == 0 {
-			st.start = 1
-		}
-		q := url.Values{"startIndex": {fmt.Sprint(st.start)}, "count": {count}}
-		var lr listResponse
-		err := b.c.expect(ctx, 200, "GET", "/Users", q, nil, &lr)
-		if err != nil || lr.TotalResults == nil {
-			st.start = 1
-			if err == nil {
-				err = fmt.Errorf("page at %d: no totalResults", st.start)
+	byIndex := func(c *client) opFunc {
+		walks := make([]walk, b.cfg.concurrency)
+		return func(ctx context.Context, w, _ int, _ *rand.Rand) error {
+			st := &walks[w]
+			if st.start == 0 {
+				st.start = 1
 			}
-			return err
+			q := url.Values{"startIndex": {fmt.Sprint(st.start)}, "count": {count}}
+			var lr listResponse
+			err := c.expect(ctx, 200, "GET", "/Users", q, nil, &lr)
+			if err != nil || lr.TotalResults == nil {
+				if err == nil {
+					err = fmt.Errorf("page at %d: no totalResults", st.start)
+				}
+				st.start = 1
+				return err
+			}
+			want := min(100, *lr.TotalResults-st.start+1)
+			st.start += 100
+			if st.start > *lr.TotalResults {
+				st.start = 1
+			}
+			if len(lr.Resources) != want {
+				return fmt.Errorf("page: %d resources, want %d", len(lr.Resources), want)
+			}
+			return nil
 		}
-		want := min(100, *lr.TotalResults-st.start+1)
-		st.start += 100
-		if st.start > *lr.TotalResults {
-			st.start = 1
-		}
-		if len(lr.Resources) != want {
-			return fmt.Errorf("page: %d resources, want %d", len(lr.Resources), want)
-		}
-		return nil
-	}))
-	walks = make([]walk, b.cfg.concurrency)
+	}
+	b.add(run(ctx, "page by index, count=100", "scimd", b.timed(), byIndex(b.c)))
+	walks := make([]walk, b.cfg.concurrency)
 	b.add(run(ctx, "page by cursor, count=100", "scimd", b.timed(), func(ctx context.Context, w, _ int, _ *rand.Rand) error {
 		st := &walks[w]
 		q := url.Values{"cursor": {st.cursor}, "count": {count}}
@@ -247,6 +291,9 @@ func (b *bench) pages(ctx context.Context) {
 		st.created, st.id = created, id
 		return nil
 	}))
+	if b.naive != nil && len(b.naiveOK) > 0 {
+		b.add(run(ctx, "page by index, count=100", "naive", b.timed(), byIndex(b.naive.c)))
+	}
 }
 
 func (b *bench) patches(ctx context.Context) {
@@ -269,6 +316,14 @@ func (b *bench) patches(ctx context.Context) {
 	b.add(run(ctx, "PATCH active", "database", b.timed(), func(ctx context.Context, _, _ int, rng *rand.Rand) error {
 		i := b.rawOK[rng.IntN(len(b.rawOK))]
 		return b.raw.setActive(ctx, b.runID, i, b.rawIDs[i], rng.IntN(2) == 0)
+	}))
+	if b.naive == nil || len(b.naiveOK) == 0 {
+		return
+	}
+	b.add(run(ctx, "PATCH active", "naive", b.timed(), func(ctx context.Context, _, _ int, rng *rand.Rand) error {
+		id := b.naiveIDs[b.naiveOK[rng.IntN(len(b.naiveOK))]]
+		body := patchOp(map[string]any{"op": "replace", "path": "active", "value": rng.IntN(2) == 0})
+		return b.naive.c.expect(ctx, 204, "PATCH", "/Users/"+id, nil, body, nil)
 	}))
 }
 

@@ -22,6 +22,11 @@ type compare struct {
 	Ratio    float64 `json:"ratio,omitempty"`
 	Target   string  `json:"target,omitempty"`
 	Met      *bool   `json:"met,omitempty"`
+	// NaiveRPS is the naive stack's rate in the same scenario (naive.go),
+	// NaiveRatio that rate over the database's, and VsNaive scimd's rate over it.
+	NaiveRPS   float64 `json:"naive_req_per_s,omitempty"`
+	NaiveRatio float64 `json:"naive_ratio,omitempty"`
+	VsNaive    float64 `json:"scimd_per_naive,omitempty"`
 }
 
 // ratioTargets are the minimum scimd/database throughput ratios, and which
@@ -46,10 +51,13 @@ const (
 )
 
 func (b *bench) compare() []compare {
-	db := map[string]Result{}
+	db, naive := map[string]Result{}, map[string]Result{}
 	for _, r := range b.results {
-		if r.Side == "database" {
+		switch r.Side {
+		case "database":
 			db[r.Scenario] = r
+		case "naive":
+			naive[r.Scenario] = r
 		}
 	}
 	var out []compare
@@ -70,6 +78,12 @@ func (b *bench) compare() []compare {
 		if d, ok := db[baseName]; ok && d.RPS > 0 {
 			c.DBRPS, c.DBP50 = d.RPS, d.P50
 			c.Ratio = r.RPS / d.RPS
+		}
+		if n, ok := naive[r.Scenario]; ok && n.RPS > 0 && n.Errors == 0 {
+			c.NaiveRPS, c.VsNaive = n.RPS, r.RPS/n.RPS
+			if c.DBRPS > 0 {
+				c.NaiveRatio = n.RPS / c.DBRPS
+			}
 		}
 		met := r.Errors == 0 && r.Ops > 0
 		switch {
@@ -120,19 +134,30 @@ func printTable(w io.Writer, b *bench, m machine, comps []compare) {
 	}
 	fmt.Fprintf(w, "\nscimbench %s, %s; %d users, concurrency %d, %s per timed scenario; %d CPUs, %s/%s, %s\n\n",
 		time.Now().UTC().Format("2006-01-02"), db, b.cfg.preload+b.cfg.users, b.cfg.concurrency, b.cfg.duration, m.CPUs, m.OS, m.Arch, m.Go)
-	fmt.Fprintln(w, "| Scenario | ops | errors | scimd req/s | p50 ms | p95 ms | p99 ms | database req/s | db p50 ms | ratio | target | met |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
+	fmt.Fprintln(w, "| Scenario | ops | errors | scimd req/s | p50 ms | p95 ms | p99 ms | database req/s | db p50 ms | ratio | target | met | naive req/s | naive ratio | scimd ÷ naive |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|--:|--:|--:|")
 	for _, c := range comps {
 		if c.Ops == 0 && c.RPS == 0 && c.Ratio != 0 { // a flatness line
-			fmt.Fprintf(w, "| %s | | | | | | | | | %.2f | %s | %s |\n", c.Scenario, c.Ratio, c.Target, yes(c.Met))
+			fmt.Fprintf(w, "| %s | | | | | | | | | %.2f | %s | %s | | | |\n", c.Scenario, c.Ratio, c.Target, yes(c.Met))
 			continue
 		}
 		dbr, dbp, ratio := "–", "–", "–"
 		if c.DBRPS > 0 {
 			dbr, dbp, ratio = fmt.Sprintf("%.0f", c.DBRPS), fmt.Sprintf("%.2f", c.DBP50), fmt.Sprintf("%.2f", c.Ratio)
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s |\n",
-			c.Scenario, c.Ops, c.Errors, c.RPS, c.P50, c.P95, c.P99, dbr, dbp, ratio, c.Target, yes(c.Met))
+		nr, nratio, vs := "", "", ""
+		if c.NaiveRPS > 0 {
+			nr, vs = fmt.Sprintf("%.0f", c.NaiveRPS), fmt.Sprintf("%.2f", c.VsNaive)
+			if c.NaiveRatio > 0 {
+				nratio = fmt.Sprintf("%.2f", c.NaiveRatio)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			c.Scenario, c.Ops, c.Errors, c.RPS, c.P50, c.P95, c.P99, dbr, dbp, ratio, c.Target, yes(c.Met), nr, nratio, vs)
+	}
+	if b.naive != nil {
+		fmt.Fprintln(w, "\nnaive: a plain net/http + gorm server with no SCIM logic over the same database (scimbench naive-serve);")
+		fmt.Fprintln(w, "naive ratio: its rate over the database's; scimd ÷ naive above 1 means scimd is faster.")
 	}
 	if b.maxRSS > 0 {
 		fmt.Fprintf(w, "\nscimd resident set: at most %.0f MB (sampled after each scenario)\n", float64(b.maxRSS)/(1<<20))

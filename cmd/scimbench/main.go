@@ -25,12 +25,16 @@ type config struct {
 	users, preload, concurrency, maxOps, memberOps, deletes int
 	groupSizes                                              []int
 	duration, createTimeout, requestTimeout                 time.Duration
-	keep                                                    bool
+	keep, naive                                             bool
 	dbKind                                                  string
 	progress                                                io.Writer
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == naiveCommand {
+		runNaiveServe(os.Args[2:])
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run1(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -65,6 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.createTimeout, "create-timeout", 2*time.Hour, "time bound of creating the users and growing the group")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", time.Minute, "time bound of one request")
 	fs.BoolVar(&c.keep, "keep-baseline", false, "keep the baseline tenant's rows in the database")
+	fs.BoolVar(&c.naive, "naive", true, "with -database: also run the naive stack (plain net/http + gorm, no SCIM logic) over the same database, as a reference")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -87,7 +87,20 @@ func (b *bench) preload(ctx context.Context) error {
 	if b.raw == nil {
 		return nil
 	}
-	start = time.Now()
+	if err := b.preloadRaw(ctx, "the baseline", b.raw.tenant, b.rawIDs); err != nil {
+		return err
+	}
+	if b.naive == nil {
+		return nil
+	}
+	return b.preloadRaw(ctx, "the naive stack's tenant", b.raw.naiveTenant, b.naiveIDs)
+}
+
+// preloadRaw inserts -preload users into tenant with the baseline's prepared
+// insert, a thousand to a transaction, and records their ids in ids.
+func (b *bench) preloadRaw(ctx context.Context, what, tenant string, ids []string) error {
+	n := b.cfg.preload
+	start := time.Now()
 	for lo := 0; lo < n; lo += 1000 {
 		tx, err := b.raw.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -96,16 +109,16 @@ func (b *bench) preload(ctx context.Context) error {
 		ins := tx.StmtContext(ctx, b.raw.insUser)
 		for i := lo; i < min(lo+1000, n); i++ {
 			id := uuid.NewString()
-			if err := b.raw.insertUserWith(ctx, ins, b.runID, i, id); err != nil {
+			if err := b.raw.insertUserWith(ctx, ins, tenant, b.runID, i, id); err != nil {
 				_ = tx.Rollback()
-				return fmt.Errorf("preload baseline user %d: %w", i, err)
+				return fmt.Errorf("preload user %d into %s: %w", i, what, err)
 			}
-			b.rawIDs[i] = id
+			ids[i] = id
 		}
 		if err := tx.Commit(); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(b.cfg.progress, "  preloaded %d users into the baseline in %s\n", n, time.Since(start).Round(time.Second))
+	fmt.Fprintf(b.cfg.progress, "  preloaded %d users into %s in %s\n", n, what, time.Since(start).Round(time.Second))
 	return nil
 }

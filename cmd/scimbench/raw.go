@@ -23,6 +23,9 @@ type rawDB struct {
 	kind   string // "sqlite" or "postgres"
 	tenant string
 	group  string
+	// naiveTenant holds the naive stack's users (naive.go), beside scimd's and the
+	// baseline's.
+	naiveTenant string
 
 	insUser, lookup, get, update, page0, pageN, getGroup *sql.Stmt
 	insMember, delMember, delMemberships, delUser        *sql.Stmt
@@ -83,10 +86,11 @@ func (r *rawDB) setup(ctx context.Context, runID string) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	r.tenant, r.group = uuid.NewString(), uuid.NewString()
-	if _, err := r.db.ExecContext(ctx, r.rebind(`INSERT INTO tenants (id, name, created) VALUES (?, ?, ?)`),
-		r.tenant, "scimbench-baseline-"+runID, now); err != nil {
-		return fmt.Errorf("create baseline tenant (is the schema migrated?): %w", err)
+	r.tenant, r.group, r.naiveTenant = uuid.NewString(), uuid.NewString(), uuid.NewString()
+	for _, t := range [][2]string{{r.tenant, "scimbench-baseline-" + runID}, {r.naiveTenant, "scimbench-naive-" + runID}} {
+		if _, err := r.db.ExecContext(ctx, r.rebind(`INSERT INTO tenants (id, name, created) VALUES (?, ?, ?)`), t[0], t[1], now); err != nil {
+			return fmt.Errorf("create tenant %s (is the schema migrated?): %w", t[1], err)
+		}
 	}
 	if _, err := r.db.ExecContext(ctx, r.rebind(`INSERT INTO "groups" (tenant_id, id, display_name, display_name_lower, data, version, created, last_modified)
 		VALUES (?, ?, ?, ?, ?, 1, ?, ?)`), r.tenant, r.group, "baseline", "baseline", `{"displayName":"baseline"}`, now, now); err != nil {
@@ -134,14 +138,14 @@ func rawDoc(runID string, i int, id string, active bool) string {
 }
 
 func (r *rawDB) insertUser(ctx context.Context, runID string, i int, id string) error {
-	return r.insertUserWith(ctx, r.insUser, runID, i, id)
+	return r.insertUserWith(ctx, r.insUser, r.tenant, runID, i, id)
 }
 
-func (r *rawDB) insertUserWith(ctx context.Context, ins *sql.Stmt, runID string, i int, id string) error {
+func (r *rawDB) insertUserWith(ctx context.Context, ins *sql.Stmt, tenant, runID string, i int, id string) error {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	name := userName(runID, i)
 	display := fmt.Sprintf("Given%d Family%d", i, i)
-	_, err := ins.ExecContext(ctx, r.tenant, id, fmt.Sprintf("00u%s%07d", runID, i), name, strings.ToLower(name),
+	_, err := ins.ExecContext(ctx, tenant, id, fmt.Sprintf("00u%s%07d", runID, i), name, strings.ToLower(name),
 		display, strings.ToLower(display), true, rawDoc(runID, i, id, true), now, now)
 	return err
 }
@@ -291,14 +295,16 @@ func (r *rawDB) deleteUser(ctx context.Context, id string) error {
 	return tx.Commit()
 }
 
-// cleanup removes the baseline tenant and everything in it.
+// cleanup removes the baseline and naive tenants and everything in them.
 func (r *rawDB) cleanup(ctx context.Context) error {
-	for _, q := range []string{
-		`DELETE FROM group_members WHERE tenant_id = ?`, `DELETE FROM users WHERE tenant_id = ?`,
-		`DELETE FROM "groups" WHERE tenant_id = ?`, `DELETE FROM tenants WHERE id = ?`,
-	} {
-		if _, err := r.db.ExecContext(ctx, r.rebind(q), r.tenant); err != nil {
-			return err
+	for _, t := range []string{r.tenant, r.naiveTenant} {
+		for _, q := range []string{
+			`DELETE FROM group_members WHERE tenant_id = ?`, `DELETE FROM users WHERE tenant_id = ?`,
+			`DELETE FROM "groups" WHERE tenant_id = ?`, `DELETE FROM tenants WHERE id = ?`,
+		} {
+			if _, err := r.db.ExecContext(ctx, r.rebind(q), t); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
