@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+	"gorm.io/gorm"
 
 	"github.com/scimd/scimd/store"
 )
@@ -59,12 +60,15 @@ func (s *Store) createOne(ctx context.Context, r *store.Resource) error {
 const optimisticAttempts = 3
 
 // updateOne is Update of a user without a lock: it reads the user as Get does
-// (with its groups), runs fn, and writes the result with its audit event in one
-// statement, on condition that the version is still the one read. When another
-// write moved the version first (or deleted the row) it reads and runs fn again.
-// It reports done false, having written nothing, when fn asks for more than the
-// row and its event (outbox messages) or the row kept changing under it: Update
-// then runs the locked transaction, and fn again.
+// (with its groups), runs fn, and writes the result with its audit event on
+// condition that the version is still the one read. Where the database chains
+// writes (ChainedWrites) that is one statement; elsewhere (SQLite) a transaction
+// of the conditional UPDATE and the event, so the database's single write lock is
+// held for two statements, not for the read and fn too. When another write moved
+// the version first (or deleted the row) it reads and runs fn again. It reports
+// done false, having written nothing, when fn asks for more than the row and its
+// event (outbox messages) or the row kept changing under it: Update then runs the
+// locked transaction, and fn again.
 func (s *Store) updateOne(ctx context.Context, tenantID, id string, fn store.Updater) (out *store.Resource, done bool, err error) {
 	const kind = store.KindUser
 	for range optimisticAttempts {
@@ -85,12 +89,32 @@ func (s *Store) updateOne(ctx context.Context, tenantID, id string, fn store.Upd
 		cur.Version = prev + 1
 		cur.LastModified = now()
 		args := []any{cur.ExternalID, cur.UserName, strings.ToLower(cur.UserName), cur.DisplayName, lowerPtr(cur.DisplayName), cur.Active,
-			string(cur.Doc), cur.PasswordHash, cur.Version, cur.LastModified}
-		q := `WITH u AS (UPDATE users SET external_id = ?, user_name = ?, user_name_lower = ?, display_name = ?, display_name_lower = ?, active = ?,
-				data = ?, password_hash = ?, version = ?, last_modified = ? WHERE tenant_id = ? AND id = ? AND version = ? RETURNING 1)
-			INSERT INTO audit_events (` + auditCols + `) SELECT ` + auditParams + ` FROM u`
+			string(cur.Doc), cur.PasswordHash, cur.Version, cur.LastModified, tenantID, id, prev}
+		const update = `UPDATE users SET external_id = ?, user_name = ?, user_name_lower = ?, display_name = ?, display_name_lower = ?, active = ?,
+				data = ?, password_hash = ?, version = ?, last_modified = ? WHERE tenant_id = ? AND id = ? AND version = ?`
 		e := changeEvent(ctx, tenantID, store.OpUpdate, string(kind), id, version(prev), version(cur.Version))
-		args = append(args, tenantID, id, prev)
+		if !s.chained() {
+			err := s.tx(ctx, func(tx *gorm.DB) error {
+				res := tx.Exec(update, args...)
+				if res.Error != nil {
+					return s.writeErr(res.Error)
+				}
+				if res.RowsAffected != 1 {
+					return errVersionMoved
+				}
+				return s.audit(tx, e)
+			})
+			switch {
+			case errors.Is(err, errVersionMoved): // read and write again
+			case err != nil:
+				return nil, true, err
+			default:
+				return cur, true, nil
+			}
+			continue
+		}
+		q := `WITH u AS (` + update + ` RETURNING 1)
+			INSERT INTO audit_events (` + auditCols + `) SELECT ` + auditParams + ` FROM u`
 		args = append(args, auditValues(&e, now())...)
 		res := s.prep.WithContext(ctx).Exec(q, args...)
 		switch {
@@ -105,6 +129,10 @@ func (s *Store) updateOne(ctx context.Context, tenantID, id string, fn store.Upd
 	}
 	return nil, false, nil
 }
+
+// errVersionMoved rolls back updateOne's transaction when another write changed
+// the row after it was read.
+var errVersionMoved = errors.New("the version moved since the read")
 
 // stmtErr is what a failed transaction (tx) or statement run on its own means: the
 // end of the request's context when it ended — the request's deadline passed, or

@@ -35,6 +35,9 @@ type Store struct {
 	d        Dialect
 	log      *zap.Logger
 	timeType string
+	// writeTurn holds one token while a transaction runs when the dialect is a
+	// SingleWriter; nil otherwise.
+	writeTurn chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -43,7 +46,11 @@ var _ store.Store = (*Store)(nil)
 func New(db *gorm.DB, d Dialect, log *zap.Logger) *Store {
 	_, ts, _ := d.Types()
 	prep := db.Session(&gorm.Session{PrepareStmt: true})
-	return &Store{db: db, prep: prep, d: d, log: log.Named("store"), timeType: ts}
+	s := &Store{db: db, prep: prep, d: d, log: log.Named("store"), timeType: ts}
+	if w, ok := d.(SingleWriter); ok && w.SingleWriter() {
+		s.writeTurn = make(chan struct{}, 1)
+	}
+	return s
 }
 
 // DB returns the underlying handle, for tests and benchmarks that measure the
@@ -737,13 +744,13 @@ func (s *Store) fill(db *gorm.DB, tenantID string, rs []*store.Resource, opts st
 }
 
 // Update runs fn on the locked, current resource and writes the result back with a
-// new version, together with fn's membership change, in one transaction. Where the
-// database allows, an update that changes no membership and queues no message is
-// instead one conditional statement without a lock (see updateOne); for users only.
+// new version, together with fn's membership change, in one transaction. A user
+// update that queues no message is instead read without a lock and written on
+// condition that its version has not moved (see updateOne).
 func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id string, fn store.Updater) (*store.Resource, error) {
 	// Groups take the transaction: most group updates change members, which
 	// updateOne would find out only after a read the transaction repeats.
-	if s.chained() && kind == store.KindUser {
+	if kind == store.KindUser {
 		if out, done, err := s.updateOne(ctx, tenantID, id, fn); done {
 			return out, err
 		}
@@ -969,6 +976,14 @@ const maxAttempts = 3
 // tx runs fn in a transaction, again (up to maxAttempts) when the database aborts it
 // for a transient conflict. fn must therefore be safe to run more than once.
 func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.writeTurn != nil {
+		select {
+		case s.writeTurn <- struct{}{}:
+			defer func() { <-s.writeTurn }()
+		case <-ctx.Done():
+			return s.stmtErr(ctx, ctx.Err())
+		}
+	}
 	return s.stmtErr(ctx, s.again(ctx, func() error { return s.db.WithContext(ctx).Transaction(fn) }))
 }
 

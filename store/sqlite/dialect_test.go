@@ -14,8 +14,10 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/scimd/scimd/store"
 	"github.com/scimd/scimd/store/gormstore"
 	"github.com/scimd/scimd/store/sqlite"
+	"github.com/scimd/scimd/store/storetest"
 )
 
 func openEmpty(t *testing.T) (*gormstore.Store, string) {
@@ -173,5 +175,74 @@ func TestStatementText(t *testing.T) {
 	})
 	if want := `SELECT 'it''s' FROM "x"."""y" WHERE a IN (1,2)`; got != want {
 		t.Errorf("ToSQL = %s, want %s", got, want)
+	}
+}
+
+// TestWritersTakeTurns checks the in-process queue of writing transactions
+// (gormstore.SingleWriter): a write that waits for its turn ends with its
+// context, and a queued write runs once the transaction before it ends, not
+// while it is open.
+func TestWritersTakeTurns(t *testing.T) {
+	st := storetest.OpenSQLite(t)
+	ctx := t.Context()
+	tn, err := st.CreateTenant(ctx, "turns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := func(name string) *store.Resource {
+		return &store.Resource{TenantID: tn.ID, Kind: store.KindUser, UserName: name, Doc: []byte(`{"userName":"` + name + `"}`)}
+	}
+	g := &store.Resource{TenantID: tn.ID, Kind: store.KindGroup, DisplayName: new("g"), Doc: []byte(`{"displayName":"g"}`)}
+	if err := st.Create(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	// A group update runs its updater inside the transaction: hold it open there.
+	inside, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		_, err := st.Update(ctx, tn.ID, store.KindGroup, g.ID, func(*store.Resource) ([]store.MemberChange, error) {
+			close(inside)
+			<-release
+			return nil, nil
+		})
+		held <- err
+	}()
+	<-inside
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = st.Create(short, user("late"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a write waiting behind an open transaction ended with %v, want its context's deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the waiting write took %v to give up; its deadline was 200ms", d)
+	}
+
+	queued := make(chan error, 1)
+	go func() { queued <- st.Create(ctx, user("queued")) }()
+	select {
+	case err := <-queued:
+		t.Fatalf("a write finished (%v) while another transaction was open", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatalf("the transaction that held the turn: %v", err)
+	}
+	if err := <-queued; err != nil {
+		t.Fatalf("the queued write, after the turn was released: %v", err)
+	}
+	res, err := st.List(ctx, tn.ID, store.KindUser, store.ListOptions{Count: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range res.Resources {
+		names = append(names, r.UserName)
+	}
+	if !slices.Equal(names, []string{"queued"}) {
+		t.Errorf("users after the turns: %q, want only the queued one", names)
 	}
 }

@@ -108,7 +108,10 @@ func Open(path string, log *zap.Logger) (*gormstore.Store, error) {
 // Dialect is SQLite's gormstore.Dialect (JSON through json1).
 type Dialect struct{}
 
-var _ gormstore.Dialect = Dialect{}
+var (
+	_ gormstore.Dialect      = Dialect{}
+	_ gormstore.SingleWriter = Dialect{}
+)
 
 // Name implements gormstore.Dialect.
 func (Dialect) Name() string { return "sqlite" }
@@ -174,6 +177,9 @@ func (Dialect) Ordered(expr string) string { return expr }
 func (Dialect) PairsAgg(from, a, b string) string {
 	return "(SELECT json_group_array(json_array(x." + a + ", x." + b + ")) FROM " + from + ")"
 }
+
+// SingleWriter implements gormstore.SingleWriter: SQLite has one write lock.
+func (Dialect) SingleWriter() bool { return true }
 
 // ForUpdate implements gormstore.Dialect: immediate transactions lock the database.
 func (Dialect) ForUpdate() string { return "" }
