@@ -29,6 +29,10 @@ type cursor struct {
 	Value   string `json:"x,omitempty"`
 	ID      string `json:"i"`
 	Expires int64  `json:"e"`
+	// Total is the walk's totalResults as its first page counted it, carried so
+	// that later pages of a filtered walk do not count the matches again; 0
+	// (absent) in cursors of unfiltered lists, whose totals are kept by counters.
+	Total int `json:"r,omitempty"`
 }
 
 // queryHash binds a cursor to the filter and order it was made for.
@@ -57,13 +61,16 @@ func sign(key, payload []byte) string {
 	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (s *Service) encodeCursor(ctx context.Context, tenantID string, kind ResourceKind, q ListQuery, p store.Position, back bool) (string, error) {
+func (s *Service) encodeCursor(ctx context.Context, tenantID string, kind ResourceKind, q ListQuery, p store.Position, back bool, total int) (string, error) {
 	key, err := s.cursorKey(ctx)
 	if err != nil {
 		return "", err
 	}
 	c := cursor{V: 1, Tenant: tenantID, Kind: string(kind), Query: queryHash(q), Back: back, Null: p.Null, Value: p.Value, ID: p.ID,
 		Expires: time.Now().Add(s.limits.CursorTimeout).Unix()}
+	if q.Filter != "" {
+		c.Total = total
+	}
 	if !p.Created.IsZero() {
 		c.Created = p.Created.UTC().Format(time.RFC3339Nano)
 	}
@@ -74,43 +81,48 @@ func (s *Service) encodeCursor(ctx context.Context, tenantID string, kind Resour
 	return sign(key, raw), nil
 }
 
-// decodeCursor checks a cursor's signature, tenant, resource type, query and age.
-func (s *Service) decodeCursor(ctx context.Context, tenantID string, kind ResourceKind, q ListQuery, raw string) (*store.Seek, error) {
+// decodeCursor checks a cursor's signature, tenant, resource type, query and age,
+// and returns the page it asks for and the walk's total (nil when it carries none).
+func (s *Service) decodeCursor(ctx context.Context, tenantID string, kind ResourceKind, q ListQuery, raw string) (*store.Seek, *int, error) {
 	key, err := s.cursorKey(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bad := errorf(KindInvalidCursor, "the cursor is not one this server issued for this query; start again without one")
 	body, mac, ok := strings.Cut(raw, ".")
 	if !ok {
-		return nil, bad
+		return nil, nil, bad
 	}
 	payload, err1 := base64.RawURLEncoding.DecodeString(body)
 	sum, err2 := base64.RawURLEncoding.DecodeString(mac)
 	if err1 != nil || err2 != nil {
-		return nil, bad
+		return nil, nil, bad
 	}
 	m := hmac.New(sha256.New, key)
 	m.Write(payload)
 	if !hmac.Equal(sum, m.Sum(nil)) {
-		return nil, bad
+		return nil, nil, bad
 	}
 	var c cursor
 	if err := json.Unmarshal(payload, &c); err != nil || c.V != 1 || c.Tenant != tenantID || c.Kind != string(kind) || c.Query != queryHash(q) {
-		return nil, bad
+		return nil, nil, bad
 	}
 	if time.Now().Unix() > c.Expires {
-		return nil, errorf(KindExpiredCursor, "the cursor expired; start again without one (cursors last %s)", s.limits.CursorTimeout)
+		return nil, nil, errorf(KindExpiredCursor, "the cursor expired; start again without one (cursors last %s)", s.limits.CursorTimeout)
 	}
 	p := store.Position{Null: c.Null, Value: c.Value, ID: c.ID}
 	if c.Created != "" {
 		t, err := time.Parse(time.RFC3339Nano, c.Created)
 		if err != nil {
-			return nil, bad
+			return nil, nil, bad
 		}
 		p.Created = t
 	}
-	return &store.Seek{After: &p, Backward: c.Back}, nil
+	var total *int
+	if c.Total > 0 {
+		total = &c.Total
+	}
+	return &store.Seek{After: &p, Backward: c.Back}, total, nil
 }
 
 // cursors returns the next and previous cursors of a keyset page (RFC 9865 §2).
@@ -119,14 +131,14 @@ func (s *Service) cursors(ctx context.Context, tenantID string, kind ResourceKin
 	// There is a next page when the store saw one more row forward, or when this
 	// page was reached going backward (the page we came from follows it).
 	if n > 0 && (res.More && !seek.Backward || seek.Backward) {
-		if next, err = s.encodeCursor(ctx, tenantID, kind, q, res.Positions[n-1], false); err != nil {
+		if next, err = s.encodeCursor(ctx, tenantID, kind, q, res.Positions[n-1], false, res.Total); err != nil {
 			return "", "", err
 		}
 	}
 	// There is a previous page when this one started after a position going
 	// forward, or when the store saw more rows going backward.
 	if n > 0 && (seek.After != nil && !seek.Backward || res.More && seek.Backward) {
-		prev, err = s.encodeCursor(ctx, tenantID, kind, q, res.Positions[0], true)
+		prev, err = s.encodeCursor(ctx, tenantID, kind, q, res.Positions[0], true, res.Total)
 	}
 	return next, prev, err
 }

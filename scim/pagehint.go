@@ -30,37 +30,41 @@ type hintKey struct {
 }
 
 type hintEntry struct {
-	key hintKey
-	pos store.Position
+	key   hintKey
+	pos   store.Position
+	total int // the walk's totalResults so far
 }
 
 func newPageHints(max int) *pageHints {
 	return &pageHints{max: max, m: make(map[hintKey]*list.Element), lru: list.New()}
 }
 
-// take returns and forgets the position before key.index: a walk reads each page
-// once, and forgetting keeps the table to the walks in progress.
-func (h *pageHints) take(key hintKey) (store.Position, bool) {
+// take returns and forgets the position before key.index and the walk's total:
+// a walk reads each page once, and forgetting keeps the table to the walks in
+// progress.
+func (h *pageHints) take(key hintKey) (store.Position, int, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e, ok := h.m[key]
 	if !ok {
-		return store.Position{}, false
+		return store.Position{}, 0, false
 	}
 	h.lru.Remove(e)
 	delete(h.m, key)
-	return e.Value.(*hintEntry).pos, true
+	he := e.Value.(*hintEntry)
+	return he.pos, he.total, true
 }
 
-func (h *pageHints) put(key hintKey, pos store.Position) {
+func (h *pageHints) put(key hintKey, pos store.Position, total int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if e, ok := h.m[key]; ok {
-		e.Value.(*hintEntry).pos = pos
+		he := e.Value.(*hintEntry)
+		he.pos, he.total = pos, total
 		h.lru.MoveToFront(e)
 		return
 	}
-	h.m[key] = h.lru.PushFront(&hintEntry{key: key, pos: pos})
+	h.m[key] = h.lru.PushFront(&hintEntry{key: key, pos: pos, total: total})
 	for h.lru.Len() > h.max {
 		old := h.lru.Back()
 		h.lru.Remove(old)

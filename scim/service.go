@@ -251,30 +251,53 @@ func (s *Service) List(ctx context.Context, tenantID string, kind ResourceKind, 
 		}
 		opts.Seek = &store.Seek{}
 		if *q.Cursor != "" {
-			seek, err := s.decodeCursor(ctx, tenantID, kind, q, *q.Cursor)
+			seek, total, err := s.decodeCursor(ctx, tenantID, kind, q, *q.Cursor)
 			if err != nil {
 				return nil, err
 			}
-			opts.Seek = seek
+			opts.Seek, opts.KnownTotal = seek, total
 		}
 	}
 	// An index page in creation order that continues a walk this process served
-	// is read by keyset (see pageHints).
+	// is read by keyset (see pageHints), and a filtered one takes the walk's
+	// total from the hint instead of counting the matches again.
 	hinted := q.Cursor == nil && q.SortBy == "" && opts.Count > 0
+	continued := false
 	key := hintKey{tenant: tenantID, kind: kind, filter: q.Filter, index: opts.StartIndex}
 	if hinted && opts.StartIndex > 1 {
-		if pos, ok := s.hints.take(key); ok {
-			opts.Seek = &store.Seek{After: &pos}
+		if pos, total, ok := s.hints.take(key); ok {
+			opts.Seek, continued = &store.Seek{After: &pos}, true
+			if opts.Filter != nil {
+				opts.KnownTotal = &total
+			}
 		}
 	}
 	res, err := s.st.List(ctx, tenantID, kind, opts)
 	if err != nil {
 		return nil, AsError(err)
 	}
+	if continued && opts.KnownTotal != nil {
+		// The walk's total was counted on its first page. Its end says what the
+		// total is now; a page reaching past the old total means matches were
+		// added since, and they are counted again.
+		end := opts.StartIndex - 1 + len(res.Resources)
+		switch {
+		case !res.More:
+			res.Total = end
+		case end >= res.Total:
+			recount := opts
+			recount.Seek, recount.KnownTotal, recount.Count = nil, nil, 0
+			n, err := s.st.List(ctx, tenantID, kind, recount)
+			if err != nil {
+				return nil, AsError(err)
+			}
+			res.Total = max(n.Total, end+1)
+		}
+	}
 	if hinted && len(res.Resources) > 0 && opts.StartIndex+len(res.Resources) <= res.Total {
 		last := res.Resources[len(res.Resources)-1]
 		key.index = opts.StartIndex + len(res.Resources)
-		s.hints.put(key, store.Position{Created: last.Created, ID: last.ID})
+		s.hints.put(key, store.Position{Created: last.Created, ID: last.ID}, res.Total)
 	}
 	page := &ListPage{TotalResults: res.Total, StartIndex: opts.StartIndex, Resources: make([]*Resource, 0, len(res.Resources))}
 	if q.Cursor != nil {

@@ -197,6 +197,12 @@ type ListOptions struct {
 	// Seek selects keyset paging (RFC 9865 cursors): the page after (or before) a
 	// position, stable under concurrent inserts.
 	Seek *Seek
+	// KnownTotal, when set on a filtered list, is the number of matches the
+	// caller learned on an earlier page of the same walk: the store returns it
+	// as Total instead of counting the matches again, so that a walk through a
+	// large filtered list does not count it once per page. An unfiltered list's
+	// total comes from counters kept with every write and ignores it.
+	KnownTotal *int
 	ReadOptions
 }
 

@@ -95,3 +95,55 @@ func TestLongOrFilter(t *testing.T) {
 		}
 	})
 }
+
+// TestFilteredWalkTotal: a walk through a filtered list counts its matches on its
+// first page only. Later pages carry that total (an index walk in this process's
+// hint, a cursor walk in the cursor), the last page of an index walk gives the total
+// as it is then, and a page reaching past the walk's total counts again.
+func TestFilteredWalkTotal(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		add := func(from, to int) {
+			for i := from; i < to; i++ {
+				e.call("POST", "/scim/v2/Users", user(fmt.Sprintf("fw%03d@example.com", i))).want(t, 201)
+			}
+		}
+		e.call("POST", "/scim/v2/Users", user("other@example.com")).want(t, 201)
+		add(0, 25)
+		page := func(q string, wantTotal, wantFrom, wantN int) map[string]any {
+			t.Helper()
+			r := e.call("GET", "/scim/v2/Users?"+q+"&filter=userName%20sw%20%22fw%22", nil).want(t, 200)
+			if r.body["totalResults"] != float64(wantTotal) {
+				t.Fatalf("%s: totalResults %v, want %d", q, r.body["totalResults"], wantTotal)
+			}
+			var names []string
+			for _, res := range r.body["Resources"].([]any) {
+				names = append(names, res.(map[string]any)["userName"].(string))
+			}
+			var want []string
+			for i := wantFrom; i < wantFrom+wantN; i++ {
+				want = append(want, fmt.Sprintf("fw%03d@example.com", i))
+			}
+			if !same(names, want) {
+				t.Fatalf("%s: %v, want %v", q, names, want)
+			}
+			return r.body
+		}
+		// Index walk: 3 users added after its first page are not counted until its
+		// last page, which ends the list.
+		page("startIndex=1&count=10", 25, 0, 10)
+		add(25, 28)
+		page("startIndex=11&count=10", 25, 10, 10)
+		page("startIndex=21&count=10", 28, 20, 8)
+		// A page that reaches past the walk's total counts again.
+		page("startIndex=1&count=10", 28, 0, 10)
+		add(28, 40)
+		page("startIndex=11&count=10", 28, 10, 10)
+		page("startIndex=21&count=10", 40, 20, 10)
+		page("startIndex=31&count=10", 40, 30, 10)
+		// Cursor walk: the total of its first page rides in the cursor.
+		next := page("cursor=&count=10", 40, 0, 10)["nextCursor"].(string)
+		add(40, 45)
+		page("cursor="+next+"&count=10", 40, 10, 10)
+		page("cursor=&count=10", 45, 0, 10)
+	})
+}

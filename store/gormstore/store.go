@@ -545,6 +545,10 @@ func (s *Store) list(ctx context.Context, tenantID string, kind store.Kind, opts
 			res.Total = n
 			return err
 		}
+		if opts.KnownTotal != nil {
+			res.Total = *opts.KnownTotal
+			return nil
+		}
 		var total int64
 		if err := db.Raw(`SELECT count(*) FROM `+table(kind)+` AS t WHERE `+where, args...).Scan(&total).Error; err != nil {
 			return s.readErr(err)

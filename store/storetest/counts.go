@@ -97,3 +97,26 @@ func listTotalConcurrent(f *fixture) {
 		f.t.Fatalf("total after 30 creates and 10 deletes of 10: %d, want 30", n)
 	}
 }
+
+// listKnownTotal: a filtered list given the total an earlier page of its walk
+// counted returns that total and the page as usual; an unfiltered list's total
+// comes from its counters whatever the caller says.
+func listKnownTotal(f *fixture) {
+	a := f.tenant("a")
+	for i := range 4 {
+		f.user(a.ID, fmt.Sprintf("u%d", i))
+	}
+	known := 99
+	filtered := f.list(a.ID, store.KindUser, store.ListOptions{Filter: parse(f.t, `userName sw "u"`), Count: 2, KnownTotal: &known})
+	if filtered.Total != 99 || len(filtered.Resources) != 2 {
+		f.t.Fatalf("filtered list with a known total: total %d, %d resources; want 99 and 2", filtered.Total, len(filtered.Resources))
+	}
+	counted := f.list(a.ID, store.KindUser, store.ListOptions{Filter: parse(f.t, `userName sw "u"`), Count: 2})
+	if counted.Total != 4 {
+		f.t.Fatalf("filtered list without a known total: total %d, want 4", counted.Total)
+	}
+	unfiltered := f.list(a.ID, store.KindUser, store.ListOptions{Count: 2, KnownTotal: &known})
+	if unfiltered.Total != 4 {
+		f.t.Fatalf("unfiltered list given a known total: total %d, want the counted 4", unfiltered.Total)
+	}
+}

@@ -124,6 +124,7 @@ var contracts = []struct {
 		{"filter_groups", listFilterGroups},
 		{"filter_invalid", listFilterInvalid},
 		{"total_without_filter_follows_creates_and_deletes", listTotalKept},
+		{"known_total_spares_the_count", listKnownTotal},
 		{"total_under_concurrent_creates_and_deletes", listTotalConcurrent},
 	}},
 	{"concurrency", []contractCase{
