@@ -445,9 +445,12 @@ type Store interface {
 	Create(ctx context.Context, r *Resource) error
 	Get(ctx context.Context, tenantID string, kind Kind, id string, opts ReadOptions) (*Resource, error)
 	// EachMember calls fn for each member of the tenant's group groupID, in the
-	// order Get lists them, reading one row at a time so that a group of any size
-	// is served in bounded memory. A group without members, or none of that id,
-	// calls fn never; an error from fn stops the walk and is returned.
+	// order Get lists them, reading them in chunks of bounded size so that a group
+	// of any size is served in bounded memory and without holding a database
+	// connection while fn runs. Members added or removed during the walk may or may
+	// not show; no member present throughout is skipped or repeated. A group
+	// without members, or none of that id, calls fn never; an error from fn stops
+	// the walk and is returned.
 	EachMember(ctx context.Context, tenantID, groupID string, fn func(Member) error) error
 	List(ctx context.Context, tenantID string, kind Kind, opts ListOptions) (ListResult, error)
 	// Update loads the resource, runs fn on it, bumps Version and LastModified, and

@@ -10,3 +10,11 @@ var CompileFilter = compileFilter
 func (s *Store) SelectCols(kind store.Kind, withGroups bool) string {
 	return s.selectCols(kind, withGroups)
 }
+
+// SetMemberChunk sets how many members EachMember reads at a time until the
+// returned function restores it.
+func SetMemberChunk(n int) (restore func()) {
+	old := memberChunk
+	memberChunk = n
+	return func() { memberChunk = old }
+}

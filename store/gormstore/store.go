@@ -643,34 +643,59 @@ func (s *Store) seekPage(db *gorm.DB, tenantID string, kind store.Kind, opts sto
 // EachMember walks a group's members row by row (see store.Store.EachMember), with
 // the same display values and order as fill.
 func (s *Store) EachMember(ctx context.Context, tenantID, groupID string, fn func(store.Member) error) error {
-	// No row has been passed to fn when the statement fails to start.
-	rows, err := againIfShared(ctx, func() (*sql.Rows, error) {
-		return s.prep.WithContext(ctx).Raw(`SELECT m.member_id, m.member_type,
+	after := ""
+	for {
+		// No member has been passed to fn when the first chunk fails to read.
+		chunk, err := againIfShared(ctx, func() ([]store.Member, error) { return s.readMembers(ctx, tenantID, groupID, after) })
+		if err != nil {
+			return ctxErr(ctx, s.readErr(err))
+		}
+		for _, m := range chunk {
+			if err := fn(m); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < memberChunk {
+			return nil
+		}
+		after = chunk[len(chunk)-1].Value
+	}
+}
+
+// memberChunk is how many members EachMember reads at a time. Reading in chunks,
+// rather than keeping one statement open for the whole walk, hands the connection
+// (and on SQLite the read snapshot) back between chunks, so a client that reads a
+// 100,000-member group slowly holds no database connection while its answer is
+// being written. A variable for the tests.
+var memberChunk = 1000
+
+// readMembers reads the members of groupID after member id after (from the first
+// when empty), at most memberChunk of them, in member id order.
+func (s *Store) readMembers(ctx context.Context, tenantID, groupID, after string) ([]store.Member, error) {
+	rows, err := s.prep.WithContext(ctx).Raw(`SELECT m.member_id, m.member_type,
 			COALESCE(u.display_name, u.user_name, g.display_name) AS display
 		FROM group_members AS m
 		LEFT JOIN users AS u ON m.member_type = 'User' AND u.tenant_id = m.tenant_id AND u.id = m.member_id
 		LEFT JOIN "groups" AS g ON m.member_type = 'Group' AND g.tenant_id = m.tenant_id AND g.id = m.member_id
-		WHERE m.tenant_id = ? AND m.group_id = ? ORDER BY m.member_id`, tenantID, groupID).Rows()
-	})
+		WHERE m.tenant_id = ? AND m.group_id = ? AND m.member_id > ? ORDER BY m.member_id LIMIT ?`, tenantID, groupID, after, memberChunk).Rows()
 	if err != nil {
-		return ctxErr(ctx, s.readErr(err))
+		return nil, err
 	}
 	defer rows.Close()
+	out := make([]store.Member, 0, 64)
 	for rows.Next() {
 		var id, typ string
 		var display *string
 		if err := rows.Scan(&id, &typ, &display); err != nil {
-			return ctxErr(ctx, s.readErr(err))
+			return nil, err
 		}
 		m := store.Member{Value: id, Type: store.Kind(typ)}
 		if display != nil {
 			m.Display = *display
 		}
-		if err := fn(m); err != nil {
-			return err
-		}
+		out = append(out, m)
 	}
-	return ctxErr(ctx, s.readErr(rows.Err()))
+	return out, rows.Err()
 }
 
 // chunk is how many values go into one IN list, well under every database's
