@@ -381,6 +381,19 @@ func (b *bench) groups(ctx context.Context) {
 				return b.c.expect(ctx, want, "PATCH", path, nil, body, nil, hdr...)
 			}))
 		}
+		// A user's answer lists its groups: reading a member of the big group must
+		// not cost more as the group grows.
+		b.add(run(ctx, "GET member user"+at, "scimd", b.timed(), func(ctx context.Context, _, _ int, rng *rand.Rand) error {
+			id := members[rng.IntN(size)]
+			var r resource
+			if err := b.c.expect(ctx, 200, "GET", "/Users/"+id, nil, nil, &r); err != nil {
+				return err
+			}
+			if r.ID != id || len(r.Groups) == 0 {
+				return fmt.Errorf("GET member %s: answer has id %q and %d groups", id, r.ID, len(r.Groups))
+			}
+			return nil
+		}))
 		b.add(run(ctx, "GET group without members"+at, "scimd", b.timed(), func(ctx context.Context, _, _ int, _ *rand.Rand) error {
 			var r resource
 			if err := b.c.expect(ctx, 200, "GET", path, url.Values{"excludedAttributes": {"members"}}, nil, &r); err != nil {

@@ -107,6 +107,9 @@ type resource struct {
 	UserName string           `json:"userName"`
 	Active   *bool            `json:"active"`
 	Members  *json.RawMessage `json:"members"`
+	Groups   []struct {
+		Value string `json:"value"`
+	} `json:"groups"`
 }
 
 // listResponse is a SCIM ListResponse (RFC 7644 §3.4.2, RFC 9865).

@@ -112,7 +112,7 @@ func (b *bench) compare() []compare {
 				p50[r.Scenario] = r.P50
 			}
 		}
-		for _, name := range []string{"group add 1 member", "group remove 1 member", "group add 1 member (minimal)", "group remove 1 member (minimal)"} {
+		for _, name := range []string{"group add 1 member", "group remove 1 member", "group add 1 member (minimal)", "group remove 1 member (minimal)", "GET member user"} {
 			a, okA := p50[fmt.Sprintf("%s @%d", name, lo)]
 			z, okZ := p50[fmt.Sprintf("%s @%d", name, hi)]
 			if !okA || !okZ || a == 0 {
