@@ -1,6 +1,11 @@
 package gormstore
 
-import "gorm.io/gorm"
+import (
+	"context"
+	"database/sql"
+
+	"gorm.io/gorm"
+)
 
 // Dialect is what differs between the SQL databases scimd runs on.
 type Dialect interface {
@@ -74,4 +79,15 @@ type SingleWriter interface {
 type ChainedWrites interface {
 	// ChainedWrites reports whether the database takes such statements.
 	ChainedWrites() bool
+}
+
+// DirectReader is implemented by a Dialect whose driver runs a read on one of the
+// pool's connections itself, past database/sql's statement layer and gorm's
+// callbacks (PostgreSQL through pgx, which keeps each connection's statements
+// prepared on its own). The store uses it for the reads every request makes.
+type DirectReader interface {
+	// ReadRows runs query q (with ? placeholders) with args on a connection of
+	// pool and calls each for every row with a function that scans the row's
+	// columns into dest; it returns each's first error.
+	ReadRows(ctx context.Context, pool *sql.DB, q string, args []any, each func(scan func(dest ...any) error) error) error
 }

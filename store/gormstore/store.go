@@ -38,6 +38,8 @@ type Store struct {
 	// writeTurn holds one token while a transaction runs when the dialect is a
 	// SingleWriter; nil otherwise.
 	writeTurn chan struct{}
+	// pool is db's connection pool, for the dialect's DirectReader.
+	pool *sql.DB
 }
 
 var _ store.Store = (*Store)(nil)
@@ -47,6 +49,7 @@ func New(db *gorm.DB, d Dialect, log *zap.Logger) *Store {
 	_, ts, _ := d.Types()
 	prep := db.Session(&gorm.Session{PrepareStmt: true})
 	s := &Store{db: db, prep: prep, d: d, log: log.Named("store"), timeType: ts}
+	s.pool, _ = db.DB()
 	if w, ok := d.(SingleWriter); ok && w.SingleWriter() {
 		s.writeTurn = make(chan struct{}, 1)
 	}
@@ -354,25 +357,50 @@ func scanResources(q *gorm.DB, kind store.Kind, withGroups, sortKey bool) ([]res
 	var out []resourceRow
 	for rows.Next() {
 		var r resourceRow
-		var dest []any
-		if kind == store.KindGroup {
-			dest = []any{&r.TenantID, &r.ID, &r.ExternalID, &r.DisplayName, &r.Data, &r.Version, &r.Created, &r.LastModified}
-		} else {
-			dest = []any{&r.TenantID, &r.ID, &r.ExternalID, &r.UserName, &r.DisplayName, &r.Active, &r.Data, &r.PasswordHash,
-				&r.Version, &r.Created, &r.LastModified}
-			if withGroups {
-				dest = append(dest, &r.MemberOf)
-			}
-		}
-		if sortKey {
-			dest = append(dest, &r.SortKey)
-		}
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(r.dest(kind, withGroups, sortKey)...); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// dest is the scan destinations of a row selected by selectCols (plus sort_key).
+func (r *resourceRow) dest(kind store.Kind, withGroups, sortKey bool) []any {
+	var dest []any
+	if kind == store.KindGroup {
+		dest = []any{&r.TenantID, &r.ID, &r.ExternalID, &r.DisplayName, &r.Data, &r.Version, &r.Created, &r.LastModified}
+	} else {
+		dest = []any{&r.TenantID, &r.ID, &r.ExternalID, &r.UserName, &r.DisplayName, &r.Active, &r.Data, &r.PasswordHash,
+			&r.Version, &r.Created, &r.LastModified}
+		if withGroups {
+			dest = append(dest, &r.MemberOf)
+		}
+	}
+	if sortKey {
+		dest = append(dest, &r.SortKey)
+	}
+	return dest
+}
+
+// queryResources runs q with args on db and reads its rows as scanResources
+// does. A statement of fixed text (db is the prep session) outside a transaction
+// goes through the dialect's DirectReader when it has one.
+func (s *Store) queryResources(db *gorm.DB, q string, args []any, kind store.Kind, withGroups, sortKey bool) ([]resourceRow, error) {
+	dr, ok := s.d.(DirectReader)
+	if !ok || s.pool == nil || db.Statement.ConnPool != s.prep.Statement.ConnPool {
+		return scanResources(db.Raw(q, args...), kind, withGroups, sortKey)
+	}
+	var out []resourceRow
+	err := dr.ReadRows(db.Statement.Context, s.pool, q, args, func(scan func(dest ...any) error) error {
+		var r resourceRow
+		if err := scan(r.dest(kind, withGroups, sortKey)...); err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
 }
 
 // selectCols is the column list of kind's rows; withGroups adds, for users, their
@@ -498,7 +526,7 @@ func ended(ctx context.Context) error {
 
 func (s *Store) getRow(db *gorm.DB, tenantID string, kind store.Kind, id, lock string, withGroups bool) (*store.Resource, error) {
 	q := `SELECT ` + s.selectCols(kind, withGroups) + ` FROM ` + table(kind) + ` AS t WHERE t.tenant_id = ? AND t.id = ?` + lock
-	rows, err := scanResources(db.Raw(q, tenantID, id), kind, withGroups, false)
+	rows, err := s.queryResources(db, q, []any{tenantID, id}, kind, withGroups, false)
 	if err != nil {
 		return nil, s.readErr(err)
 	}
@@ -567,7 +595,7 @@ func (s *Store) list(ctx context.Context, tenantID string, kind store.Kind, opts
 		return res, count()
 	}
 	q := `SELECT ` + s.selectCols(kind, opts.Groups) + ` FROM ` + table(kind) + ` AS t WHERE ` + where + ` ORDER BY ` + key.order(false) + ` LIMIT ? OFFSET ?`
-	rows, err := scanResources(db.Raw(q, append(args[:len(args):len(args)], opts.Count, start-1)...), kind, opts.Groups, false)
+	rows, err := s.queryResources(db, q, append(args[:len(args):len(args)], opts.Count, start-1), kind, opts.Groups, false)
 	if err != nil {
 		return store.ListResult{}, s.readErr(err)
 	}
@@ -608,7 +636,7 @@ func (s *Store) seekPage(db *gorm.DB, tenantID string, kind store.Kind, opts sto
 	}
 	q := `SELECT ` + s.selectCols(kind, opts.Groups) + `, ` + sortCol + ` AS sort_key FROM ` + table(kind) + ` AS t WHERE ` + where +
 		` ORDER BY ` + key.order(back) + ` LIMIT ?`
-	rows, err := scanResources(db.Raw(q, append(args, opts.Count+1)...), kind, opts.Groups, true)
+	rows, err := s.queryResources(db, q, append(args, opts.Count+1), kind, opts.Groups, true)
 	if err != nil {
 		return store.ListResult{}, s.readErr(err)
 	}

@@ -4,13 +4,20 @@
 package postgres
 
 import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"go.uber.org/zap"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -18,6 +25,9 @@ import (
 
 	"github.com/scimd/scimd/store/gormstore"
 )
+
+// maxConns is how many connections one scimd process opens at most.
+const maxConns = 32
 
 // DefaultConnectTimeout bounds each new connection (TCP, TLS and authentication)
 // when the DSN sets no connect_timeout, so a database host that does not answer
@@ -40,8 +50,8 @@ func Open(dsn string, log *zap.Logger) (*gormstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	sqlDB.SetMaxOpenConns(32)
-	sqlDB.SetMaxIdleConns(32)
+	sqlDB.SetMaxOpenConns(maxConns)
+	sqlDB.SetMaxIdleConns(maxConns)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	return gormstore.New(db, Dialect{}, log), nil
 }
@@ -66,6 +76,7 @@ type Dialect struct{}
 var (
 	_ gormstore.Dialect       = Dialect{}
 	_ gormstore.ChainedWrites = Dialect{}
+	_ gormstore.DirectReader  = Dialect{}
 )
 
 // Name implements gormstore.Dialect.
@@ -175,4 +186,89 @@ func (Dialect) IsUniqueViolation(err error) bool {
 // LockMigrations implements gormstore.Dialect with a transaction-scoped advisory lock.
 func (Dialect) LockMigrations(tx *gorm.DB) error {
 	return tx.Exec(`SELECT pg_advisory_xact_lock(7262817)`).Error
+}
+
+// ReadRows implements gormstore.DirectReader with pgx on the pool's connection:
+// pgx prepares each statement text once per connection and scans straight into
+// dest, without database/sql's statement and value-conversion layers.
+//
+// A read that finds its pooled connection ended by the server before it answered
+// (a restart, a failover, an administrator's pg_terminate_backend) runs again on
+// another: the read did not happen, and reading again is harmless. Every pooled
+// connection may be such a one, so it tries once more than the pool holds;
+// failing to open a new connection is not retried.
+func (Dialect) ReadRows(ctx context.Context, pool *sql.DB, q string, args []any, each func(scan func(dest ...any) error) error) error {
+	q = numbered(q)
+	var err error
+	for range maxConns + 1 {
+		var sent, began bool
+		err = readRows(ctx, pool, q, args, &sent, func(scan func(dest ...any) error) error {
+			began = true
+			return each(scan)
+		})
+		if err == nil || !sent || began || ctx.Err() != nil || !(errors.Is(err, driver.ErrBadConn) || droppedConn(err)) {
+			return err
+		}
+	}
+	return err
+}
+
+// droppedConn reports whether err says the server ended the connection instead
+// of answering: it shut down or restarted, or the connection's backend was
+// terminated.
+func droppedConn(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "57P01" || pe.Code == "57P02" // admin_shutdown (and terminated backends), crash_shutdown
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// readRows is one try of ReadRows; sent says it got a connection and sent the
+// query on it.
+func readRows(ctx context.Context, pool *sql.DB, q string, args []any, sent *bool, each func(scan func(dest ...any) error) error) error {
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		*sent = true
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres: connection is a %T, not pgx's", dc)
+		}
+		rows, err := c.Conn().Query(ctx, q, args...)
+		if err != nil {
+			if pgconn.SafeToRetry(err) && ctx.Err() == nil {
+				return driver.ErrBadConn // Raw drops the connection
+			}
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := each(rows.Scan); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+}
+
+// numbered turns the ? placeholders of q into PostgreSQL's $1, $2 …. The store's
+// statements hold no ? of their own in literals or operators.
+func numbered(q string) string {
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
 }

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/scimd/scimd/store"
+	"github.com/scimd/scimd/store/gormstore"
 	pgstore "github.com/scimd/scimd/store/postgres"
 	"github.com/scimd/scimd/store/storetest"
 )
@@ -120,5 +122,74 @@ func TestUnreachableServer(t *testing.T) {
 	}
 	if took < pgstore.DefaultConnectTimeout-time.Second || took > pgstore.DefaultConnectTimeout+3*time.Second {
 		t.Errorf("failed after %v, want about DefaultConnectTimeout (%v)", took, pgstore.DefaultConnectTimeout)
+	}
+}
+
+// TestReadAfterServerDroppedConnections: the server ends every connection the
+// store keeps idle (as a restart or an administrator's pg_terminate_backend
+// does); the store's next reads, through the direct read path and through gorm,
+// find the connections gone and succeed on new ones.
+func TestReadAfterServerDroppedConnections(t *testing.T) {
+	var open func(testing.TB) *gormstore.Store
+	for _, b := range storetest.Backends(t) {
+		if b.Name == "postgres" {
+			open = func(t testing.TB) *gormstore.Store { return storetest.OpenPostgres(t) }
+		}
+	}
+	if open == nil {
+		t.Skipf("needs PostgreSQL: set %s", storetest.PostgresEnv)
+	}
+	st := open(t)
+	ctx := t.Context()
+	tn, err := st.CreateTenant(ctx, "dropped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &store.Resource{TenantID: tn.ID, Kind: store.KindUser, UserName: "kept", Doc: []byte(`{"userName":"kept"}`)}
+	if err := st.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	// Several connections idle in the pool, each with the read prepared.
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := st.Get(ctx, tn.ID, store.KindUser, u.ID, store.ReadOptions{Groups: true}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	admin, err := sql.Open("pgx", os.Getenv(storetest.PostgresEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var name string
+	if err := st.DB().WithContext(ctx).Raw(`SELECT current_setting('application_name')`).Scan(&name).Error; err != nil || name == "" {
+		t.Fatalf("the store's application_name: %q, %v", name, err)
+	}
+	var dropped int
+	if err := admin.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1 AND state = 'idle'`, name).Scan(&dropped); err != nil {
+		t.Fatal(err)
+	}
+	if dropped == 0 {
+		t.Fatal("no idle connection of the store was found to end")
+	}
+	time.Sleep(100 * time.Millisecond) // the backends exit
+	for i := range 8 {
+		got, err := st.Get(ctx, tn.ID, store.KindUser, u.ID, store.ReadOptions{Groups: true})
+		if err != nil {
+			t.Fatalf("read %d after %d connections were ended: %v", i, dropped, err)
+		}
+		if got.UserName != "kept" {
+			t.Fatalf("read %d: %q", i, got.UserName)
+		}
+		res, err := st.List(ctx, tn.ID, store.KindUser, store.ListOptions{Count: 10})
+		if err != nil || len(res.Resources) != 1 {
+			t.Fatalf("list %d after the connections were ended: %v (%d resources)", i, err, len(res.Resources))
+		}
 	}
 }

@@ -80,6 +80,9 @@ func OpenPostgres(t testing.TB) *gormstore.Store {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	// The store's connections name themselves after the schema, so that a test
+	// can find them (and only them) in pg_stat_activity.
+	q.Set("application_name", schema)
 	u.RawQuery = q.Encode()
 	st, err := pgstore.Open(u.String(), zaptest.NewLogger(t))
 	return migrated(t, st, err)
