@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scim2/filter-parser/v2"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/scimd/scimd/store"
@@ -191,5 +193,105 @@ func TestReadAfterServerDroppedConnections(t *testing.T) {
 		if err != nil || len(res.Resources) != 1 {
 			t.Fatalf("list %d after the connections were ended: %v (%d resources)", i, err, len(res.Resources))
 		}
+	}
+}
+
+// TestHotStatementsPlannedOnce: PostgreSQL plans a prepared statement anew on
+// every execution when it judges a generic plan worse than the custom ones, as
+// it does for a parameter in OFFSET; for a userName lookup that planning cost
+// three times the read. Every statement the common requests run (create, GET,
+// lookup, first page, keyset page, PATCH, token check, DELETE), run again and
+// again on one connection, must settle on a generic plan.
+func TestHotStatementsPlannedOnce(t *testing.T) {
+	var st *gormstore.Store
+	for _, b := range storetest.Backends(t) {
+		if b.Name == "postgres" {
+			st = storetest.OpenPostgres(t)
+		}
+	}
+	if st == nil {
+		t.Skipf("needs PostgreSQL: set %s", storetest.PostgresEnv)
+	}
+	sqlDB, err := st.DB().DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1) // every statement on the one connection pg_prepared_statements shows
+	ctx := t.Context()
+	tn, err := st.CreateTenant(ctx, "plans")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup, err := filter.ParseFilter([]byte(`userName eq "u3"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 12 {
+		name := fmt.Sprintf("u%d", i)
+		u := &store.Resource{TenantID: tn.ID, Kind: store.KindUser, UserName: name, Doc: []byte(`{"userName":"` + name + `"}`)}
+		if err := st.Create(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.ID)
+	}
+	for i := range 12 {
+		if _, err := st.Get(ctx, tn.ID, store.KindUser, ids[i], store.ReadOptions{Groups: true}); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := st.List(ctx, tn.ID, store.KindUser, store.ListOptions{Filter: lookup, Count: 100, ReadOptions: store.ReadOptions{Groups: true}}); err != nil || len(res.Resources) != 1 {
+			t.Fatalf("lookup: %v (%d)", err, len(res.Resources))
+		}
+		if _, err := st.List(ctx, tn.ID, store.KindUser, store.ListOptions{StartIndex: 1, Count: 5}); err != nil {
+			t.Fatal(err)
+		}
+		after := store.Position{ID: ids[0]}
+		if got, err := st.Get(ctx, tn.ID, store.KindUser, ids[0], store.ReadOptions{}); err == nil {
+			after.Created = got.Created
+		}
+		if _, err := st.List(ctx, tn.ID, store.KindUser, store.ListOptions{Count: 5, Seek: &store.Seek{After: &after}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Update(ctx, tn.ID, store.KindUser, ids[i], func(cur *store.Resource) ([]store.MemberChange, error) {
+			cur.Active = new(i%2 == 0)
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.TokenByHash(ctx, []byte(fmt.Sprintf("%032d", i))); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("token: %v", err)
+		}
+	}
+	for _, id := range ids[:8] {
+		if err := st.Delete(ctx, tn.ID, store.KindUser, id, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := sqlDB.QueryContext(ctx, `SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	checked := 0
+	for rows.Next() {
+		var q string
+		var generic, custom int
+		if err := rows.Scan(&q, &generic, &custom); err != nil {
+			t.Fatal(err)
+		}
+		if generic+custom < 8 {
+			continue // run too few times to have chosen
+		}
+		checked++
+		if generic == 0 {
+			t.Errorf("planned anew on each of %d executions:\n%s", custom, q)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d statements checked", checked)
+	if checked < 6 {
+		t.Fatalf("only %d statements ran often enough to check; the test no longer exercises the hot statements", checked)
 	}
 }
