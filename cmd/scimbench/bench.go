@@ -91,18 +91,22 @@ func (b *bench) all(ctx context.Context) error {
 func (b *bench) create(ctx context.Context) {
 	n, pre := b.cfg.users, b.cfg.preload
 	l := load{Workers: b.cfg.concurrency, MaxOps: n, MaxTime: b.cfg.createTimeout}
-	b.add(run(ctx, "create user", "scimd", l, func(ctx context.Context, _, i int, _ *rand.Rand) error {
-		i += pre
-		var r resource
-		if err := b.c.expect(ctx, 201, "POST", "/Users", nil, userDoc(b.runID, i), &r); err != nil {
-			return err
+	// post creates user pre+i over HTTP through c and records its id in ids.
+	post := func(c *client, ids []string) opFunc {
+		return func(ctx context.Context, _, i int, _ *rand.Rand) error {
+			i += pre
+			var r resource
+			if err := c.expect(ctx, 201, "POST", "/Users", nil, userDoc(b.runID, i), &r); err != nil {
+				return err
+			}
+			if r.ID == "" || r.UserName != userName(b.runID, i) {
+				return fmt.Errorf("create %d: answer has id %q, userName %q", i, r.ID, r.UserName)
+			}
+			ids[i] = r.ID
+			return nil
 		}
-		if r.ID == "" || r.UserName != userName(b.runID, i) {
-			return fmt.Errorf("create %d: answer has id %q, userName %q", i, r.ID, r.UserName)
-		}
-		b.ids[i] = r.ID
-		return nil
-	}))
+	}
+	b.add(run(ctx, "create user", "scimd", l, post(b.c, b.ids)))
 	b.ok = created(b.ids)
 	if b.raw == nil {
 		return
@@ -120,18 +124,7 @@ func (b *bench) create(ctx context.Context) {
 	if b.naive == nil {
 		return
 	}
-	b.add(run(ctx, "create user", "naive", l, func(ctx context.Context, _, i int, _ *rand.Rand) error {
-		i += pre
-		var r resource
-		if err := b.naive.c.expect(ctx, 201, "POST", "/Users", nil, userDoc(b.runID, i), &r); err != nil {
-			return err
-		}
-		if r.ID == "" || r.UserName != userName(b.runID, i) {
-			return fmt.Errorf("create %d: answer has id %q, userName %q", i, r.ID, r.UserName)
-		}
-		b.naiveIDs[i] = r.ID
-		return nil
-	}))
+	b.add(run(ctx, "create user", "naive", l, post(b.naive.c, b.naiveIDs)))
 	b.naiveOK = created(b.naiveIDs)
 }
 
