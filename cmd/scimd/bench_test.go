@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -88,6 +89,19 @@ func BenchmarkHotPaths(b *testing.B) {
 				defer cpuPerOp(b)()
 				for i := 0; b.Loop(); i++ {
 					do("GET", fmt.Sprintf("/scim/v2/Users?startIndex=%d&count=100", 1+(i%10)*100), nil, http.StatusOK)
+				}
+			})
+			b.Run("op=create", func(b *testing.B) {
+				run := time.Now().UnixNano() // userNames unique across -count runs
+				defer cpuPerOp(b)()
+				for i := 0; b.Loop(); i++ {
+					do("POST", "/scim/v2/Users", map[string]any{
+						"schemas":  []string{"urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"},
+						"userName": fmt.Sprintf("new%07d.%d@example.com", i, run), "active": true, "externalId": fmt.Sprintf("ext%07d", i),
+						"name":   map[string]any{"givenName": "Given", "familyName": fmt.Sprintf("Family%d", i)},
+						"emails": []any{map[string]any{"value": fmt.Sprintf("new%07d@example.com", i), "type": "work", "primary": true}},
+						"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": map[string]any{"employeeNumber": fmt.Sprint(i), "department": "Engineering"},
+					}, http.StatusCreated)
 				}
 			})
 			b.Run("op=patch_active", func(b *testing.B) {
