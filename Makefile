@@ -47,7 +47,8 @@ fuzz:
 # Benchmarks (never part of test): scimbench starts bin/scimd on 127.0.0.1 over a
 # fresh SQLite file, then over a fresh PostgreSQL database created through
 # SCIMD_BENCH_POSTGRES_URL when it is set (and dropped afterwards), and prints each
-# figure next to the database alone. Results: bin/bench*/.
+# figure next to the database alone and the naive stack (plain net/http + gorm).
+# Results: bin/bench*/.
 .PHONY: bench bench-large bench-build
 
 BENCH_DIR   ?= bin/bench
