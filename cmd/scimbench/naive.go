@@ -239,43 +239,22 @@ func startNaive(ctx context.Context, dsn, tenant string, conns int, timeout time
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	token := "naive_" + randomHex(16)
 	cmd := exec.Command(self, naiveCommand, "-addr", addr, "-database", dsn, "-tenant", tenant)
 	cmd.Env = append(os.Environ(), "SCIMBENCH_NAIVE_TOKEN="+token)
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	s, err := startProcess(cmd, nil)
+	if err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
-	hc := &http.Client{Timeout: 2 * time.Second}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		select {
-		case err := <-s.done:
-			s.done <- err
-			return nil, fmt.Errorf("naive-serve exited before it was ready: %v", err)
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if resp, err := hc.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return &naive{srv: s, c: newClient("http://"+addr, token, conns, timeout)}, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, errors.New("naive-serve was not ready within 30 s")
-		}
+	if err := s.waitReady(ctx, "http://"+addr+"/healthz", 30*time.Second); err != nil {
+		return nil, fmt.Errorf("naive-serve: %w", err)
 	}
+	return &naive{srv: s, c: newClient("http://"+addr, token, conns, timeout)}, nil
 }
 
 func (n *naive) stop() { n.srv.stop() }

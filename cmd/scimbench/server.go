@@ -26,12 +26,10 @@ type server struct {
 // startServer runs bin serve on a free 127.0.0.1 port over dsn, bootstrapped with
 // token, its log in logPath, and waits until it is ready.
 func startServer(ctx context.Context, bin, dsn, token, logPath string) (*server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -39,33 +37,68 @@ func startServer(ctx context.Context, bin, dsn, token, logPath string) (*server,
 	cmd := exec.Command(bin, "serve", "--database", dsn, "--addr", addr, "--log-format", "json")
 	cmd.Env = append(os.Environ(), "SCIMD_BOOTSTRAP_TOKEN="+token)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	s, err := startProcess(cmd, logf.Close)
+	if err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	s := &server{cmd: cmd, done: make(chan error, 1), base: "http://" + addr + "/scim/v2"}
-	go func() { s.done <- cmd.Wait(); logf.Close() }()
-	deadline := time.Now().Add(60 * time.Second)
+	s.base = "http://" + addr + "/scim/v2"
+	if err := s.waitReady(ctx, "http://"+addr+"/readyz", time.Minute); err != nil {
+		return nil, fmt.Errorf("scimd: %w; see %s", err, logPath)
+	}
+	return s, nil
+}
+
+// freeAddr returns a 127.0.0.1 address with a port free at the moment.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startProcess starts cmd as a server; closeLog, when not nil, runs once it has
+// exited.
+func startProcess(cmd *exec.Cmd, closeLog func() error) (*server, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, done: make(chan error, 1)}
+	go func() {
+		s.done <- cmd.Wait()
+		if closeLog != nil {
+			_ = closeLog()
+		}
+	}()
+	return s, nil
+}
+
+// waitReady polls ready until it answers 200, and stops the server when it does
+// not within the bound, when it exits first, or when ctx ends.
+func (s *server) waitReady(ctx context.Context, ready string, within time.Duration) error {
+	deadline := time.Now().Add(within)
 	hc := &http.Client{Timeout: 2 * time.Second}
 	for {
 		select {
 		case err := <-s.done:
 			s.done <- err
-			return nil, fmt.Errorf("scimd exited before it was ready (%v); see %s", err, logPath)
+			return fmt.Errorf("exited before it was ready (%v)", err)
 		case <-ctx.Done():
 			s.stop()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
-		if resp, err := hc.Get("http://" + addr + "/readyz"); err == nil {
+		if resp, err := hc.Get(ready); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s, nil
+			if resp.StatusCode == http.StatusOK {
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("scimd was not ready within a minute; see %s", logPath)
+			return fmt.Errorf("not ready within %s", within)
 		}
 	}
 }
