@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -69,20 +70,24 @@ const (
 	FamilyOnboarding = "onboarding"
 )
 
-// MaxEmailLength is the longest email the contract accepts.
+// MaxEmailLength is the longest email the contract accepts, in characters (Unicode
+// code points), not bytes: the administration document allows up to 255 characters
+// "regardless of character encoding".
 const MaxEmailLength = 255
 
 // errBadEmail is returned by NormalizeEmail; families map it to their 400.
 var errBadEmail = errors.New("invalid email")
 
 // NormalizeEmail applies the contract's identity rule: trimmed, lower-cased, at most
-// 255 characters, and shaped like an address (local@domain, no display name).
+// 255 characters (counted as code points, so an address of accented letters is not
+// refused for its UTF-8 length), and shaped like an address (local@domain, no display
+// name).
 func NormalizeEmail(raw string) (string, error) {
 	e := strings.ToLower(strings.TrimSpace(raw))
 	if e == "" {
 		return "", fmt.Errorf("%w: email is required", errBadEmail)
 	}
-	if len(e) > MaxEmailLength {
+	if utf8.RuneCountInString(e) > MaxEmailLength {
 		return "", fmt.Errorf("%w: email is longer than %d characters", errBadEmail, MaxEmailLength)
 	}
 	a, err := mail.ParseAddress(e)
