@@ -78,12 +78,13 @@ const MaxEmailLength = 255
 // errBadEmail is returned by NormalizeEmail; families map it to their 400.
 var errBadEmail = errors.New("invalid email")
 
-// NormalizeEmail applies the contract's identity rule: trimmed, lower-cased, at most
-// 255 characters (counted as code points, so an address of accented letters is not
-// refused for its UTF-8 length), and shaped like an address (local@domain, no display
-// name).
+// NormalizeEmail applies the contract's identity rule: trimmed, lower-cased, in
+// Unicode Normalization Form C (the form userName is stored in, so a precomposed and
+// a decomposed "é" name one user), at most 255 characters (counted as code points
+// after normalisation, so an address of accented letters is not refused for its
+// UTF-8 length), and shaped like an address (local@domain, no display name).
 func NormalizeEmail(raw string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(raw))
+	e := scim.NormalizeUserName(strings.ToLower(strings.TrimSpace(raw)))
 	if e == "" {
 		return "", fmt.Errorf("%w: email is required", errBadEmail)
 	}

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/scim2/filter-parser/v2"
+
+	"github.com/scimd/scimd/schemas"
 )
 
 // ParseFilter parses a SCIM filter (RFC 7644 §3.4.2.2) of at most maxLen bytes. String
@@ -300,7 +302,30 @@ func finishFilter(e filter.Expression) (filter.Expression, error) {
 	if err := unescape(e); err != nil {
 		return nil, err
 	}
+	normalizeUserNames(e)
 	return e, nil
+}
+
+// normalizeUserNames puts the string compare values of userName comparisons into the
+// form userName is stored in (NormalizeUserName), so that a filter written with a
+// decomposed "é" finds the user stored with the precomposed one.
+func normalizeUserNames(e filter.Expression) {
+	switch n := e.(type) {
+	case *filter.LogicalExpression:
+		normalizeUserNames(n.Left)
+		normalizeUserNames(n.Right)
+	case *filter.NotExpression:
+		normalizeUserNames(n.Expression)
+	case *filter.AttributeExpression:
+		p := n.AttributePath
+		if !strings.EqualFold(p.AttributeName, "userName") || p.SubAttribute != nil ||
+			p.URIPrefix != nil && !strings.EqualFold(*p.URIPrefix, schemas.UserURN) {
+			return
+		}
+		if s, ok := n.CompareValue.(string); ok {
+			n.CompareValue = NormalizeUserName(s)
+		}
+	}
 }
 
 // ParsePath parses a PATCH path (RFC 7644 §3.5.2) and decodes the JSON escapes of

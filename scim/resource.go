@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/scimd/scimd/schemas"
 	"github.com/scimd/scimd/store"
 )
@@ -310,10 +312,15 @@ func put(doc map[string]any, rt *schemas.ResourceType, attr *schemas.Attribute, 
 	return nil
 }
 
-// finish takes the write-only and relational parts out of doc and checks required
-// attributes.
+// finish takes the write-only and relational parts out of doc, normalises a User's
+// userName and checks required attributes.
 func finish(rt *schemas.ResourceType, kind ResourceKind, doc map[string]any) (*written, error) {
 	w := &written{doc: doc}
+	if kind == UserKind {
+		if s, ok := doc["userName"].(string); ok {
+			doc["userName"] = NormalizeUserName(s)
+		}
+	}
 	if p, ok := doc["password"].(string); ok {
 		w.password = &p
 	}
@@ -368,4 +375,13 @@ func strPtr(v any) *string {
 		return &s
 	}
 	return nil
+}
+
+// NormalizeUserName is the form a userName is stored, compared and looked up in:
+// Unicode Normalization Form C (UAX #15). RFC 7643 §4.1.1 makes userName unique, and
+// a precomposed "é" (U+00E9) and "e" followed by a combining acute accent (U+0301)
+// are one name to a person; without one form they would be two users who look the
+// same. Case is folded by the database's unique index, not here.
+func NormalizeUserName(s string) string {
+	return norm.NFC.String(s)
 }
