@@ -29,6 +29,11 @@ import (
 // Every route takes `Authorization: Bearer <token>` (HTTP Basic with the token as
 // password is read too, as on /scim/v2) with the admin scope; the tenant can turn the
 // family off (404 then). Errors are {"error": <code>, "message": <text>}.
+//
+// A body is JSON: Content-Type application/json (or another +json type, charset
+// utf-8 if any), or no Content-Type at all, since the vendor's document shows its
+// request bodies without headers. Any other type or charset (text/plain, a form
+// encoding, UTF-16) is 415 unsupported_media_type, before the body is read.
 
 // adminExtensionURN is scimd's own User extension, which holds the credits.
 const adminExtensionURN = "urn:scimd:schemas:extension:2.0:User"
@@ -321,6 +326,9 @@ func (c *Compat) adminVerify(w http.ResponseWriter, r *http.Request, p scim.Prin
 
 // adminDecode reads a JSON object body; anything else is 400.
 func (c *Compat) adminDecode(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
+	if err := checkJSONContentType(r, true); err != nil {
+		return nil, err
+	}
 	var body map[string]any
 	if err := c.decodeJSON(w, r, &body); err != nil {
 		return nil, err
@@ -545,9 +553,12 @@ func (c *Compat) adminError(w http.ResponseWriter, r *http.Request, err error) {
 // adminStatus maps an error to its status, code and message.
 func adminStatus(err error) (int, string, string) {
 	var ae *adminErr
+	var me *mediaTypeError
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, ae.code, ae.message
+	case errors.As(err, &me):
+		return http.StatusUnsupportedMediaType, "unsupported_media_type", me.detail
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, "payload_too_large", "the request body is too large"
 	case errors.Is(err, errFamilyDisabled):

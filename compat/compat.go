@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/mail"
 	"slices"
@@ -119,6 +120,38 @@ func (c *Compat) findByEmail(ctx context.Context, tenantID, email string) (*scim
 		return nil, &scim.Error{Kind: scim.KindNotFound, Detail: "no user with email " + email}
 	}
 	return page.Resources[0], nil
+}
+
+// mediaTypeError is a request body whose Content-Type says it is not JSON; each
+// family's error writer answers it 415 in its own shape.
+type mediaTypeError struct{ detail string }
+
+func (e *mediaTypeError) Error() string { return e.detail }
+
+// checkJSONContentType refuses, before a body is read, a body that cannot be JSON
+// (RFC 8259 §8.1: JSON is UTF-8, and its media type is application/json). It accepts
+// application/json and any application/*+json type, with no charset or charset
+// utf-8; any other type or charset (text/plain, a form encoding, UTF-16) is a
+// *mediaTypeError. A request without Content-Type is accepted only when missingOK,
+// which each family sets from its vendor's document (where the vendor's own
+// examples send the header, a client of that API sends it too), or when it has no
+// body at all: a missing body is the decoder's 400, not a question of media type.
+func checkJSONContentType(r *http.Request, missingOK bool) error {
+	ct := r.Header.Get("Content-Type")
+	if strings.TrimSpace(ct) == "" {
+		if missingOK || r.ContentLength == 0 {
+			return nil
+		}
+		return &mediaTypeError{detail: "the request has no Content-Type; send the JSON body with Content-Type: application/json"}
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return &mediaTypeError{detail: fmt.Sprintf("the body must be JSON sent as Content-Type: application/json, not %q", ct)}
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return &mediaTypeError{detail: fmt.Sprintf("the body must be JSON in UTF-8, not charset %q", cs)}
+	}
+	return nil
 }
 
 // decodeJSON reads a JSON body into v. Bad JSON is a scim.KindInvalidSyntax error

@@ -20,6 +20,12 @@ import (
 // (GET /onboarding/provision/tasks/{taskId}). Authenticated with
 // "Authorization: Bearer <token>" of scope compat.
 //
+// A batch body is JSON: Content-Type application/json (or another +json type,
+// charset utf-8 if any), or no Content-Type at all, since the vendor's document
+// shows its request bodies without headers. Any other type or charset (text/plain,
+// a form encoding, UTF-16) is 415 unsupported_media_type, after authentication and
+// before the body is read.
+//
 // Every batch is a scim bulk user task: its entries are stored before any user is
 // written, then run one by one through the same use cases as SCIM writes. A batch
 // of at most onboardingSyncMax users runs inside the request and is answered 200
@@ -163,6 +169,9 @@ func (o *onboardingRoutes) batch(w http.ResponseWriter, r *http.Request, patch b
 	ctx := r.Context()
 	p, err := o.authorize(w, r, true)
 	if err != nil {
+		return err
+	}
+	if err := checkJSONContentType(r, true); err != nil {
 		return err
 	}
 	raw, err := onboardingReadBody(w, r)
@@ -655,8 +664,11 @@ func onboardingTaskReply(st *scim.TaskStatus) map[string]any {
 // is logged with the error.
 func (c *Compat) onboardingWriteError(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *onboardingError
+	var me *mediaTypeError
 	switch {
 	case errors.As(err, &oe):
+	case errors.As(err, &me):
+		oe = &onboardingError{status: http.StatusUnsupportedMediaType, errorType: "unsupported_media_type", message: me.detail}
 	case errors.Is(err, errTooLarge):
 		oe = &onboardingError{status: http.StatusRequestEntityTooLarge, errorType: "request_too_large",
 			message: fmt.Sprintf("the request body is larger than %d bytes; split the batch", onboardingMaxBody)}

@@ -96,6 +96,10 @@ func (c *Compat) mountPartner(mux middleware.Mux) {
 //     at most 2048 bytes; deprovision ignores it. With the tenant's result_url host
 //     list set, the URL's host name (or host:port, for entries naming a port) must
 //     be listed, compared case-insensitively.
+//   - The body must be sent as Content-Type: application/json (or another +json
+//     type, charset utf-8 if any), as both of the vendor's examples send it; any
+//     other type, another charset or no Content-Type is 415 unsupported_media_type,
+//     after authentication and before the body is read.
 //   - The message is queued for every provision, new or existing: it is the vendor's
 //     "a password reset email is sent"; the user's password is not touched until
 //     the user sets one on the set-password page.
@@ -119,6 +123,9 @@ func (c *Compat) partnerProvisionUser(w http.ResponseWriter, r *http.Request) er
 		return &partnerError{status: http.StatusForbidden, code: "sandbox_token", message: "a sandbox token cannot provision or deprovision users; use a production token"}
 	}
 	if err := partnerCheckTenant(tn.Settings); err != nil {
+		return err
+	}
+	if err := checkJSONContentType(r, false); err != nil {
 		return err
 	}
 	var body map[string]any
@@ -331,8 +338,11 @@ func partnerReactivateOps() []scim.PatchOp {
 // error id, which is logged with the error.
 func (c *Compat) partnerWriteError(w http.ResponseWriter, r *http.Request, err error) {
 	var pe *partnerError
+	var me *mediaTypeError
 	switch {
 	case errors.As(err, &pe):
+	case errors.As(err, &me):
+		pe = &partnerError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", message: me.detail}
 	case errors.Is(err, errTooLarge):
 		pe = &partnerError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", message: fmt.Sprintf("the request body is larger than %d bytes", c.opts.MaxBodyBytes)}
 	case errors.Is(err, errFamilyDisabled):

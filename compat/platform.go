@@ -36,8 +36,11 @@ import (
 //   - a tenant with the platform family disabled answers 404, as if the routes did
 //     not exist for it;
 //   - a method the route does not serve is 405 with Allow, checked before credentials;
-//   - the request's Content-Type is not checked (the vendor sends application/json);
-//     answers are application/scim+json, like the SCIM API's.
+//   - a body must be sent as Content-Type: application/json (or another +json type,
+//     charset utf-8 if any), which the vendor's document lists as an input of every
+//     call; any other type or charset, or none, is 415 before the body is read (the
+//     de-provision call reads no body and checks none); answers are
+//     application/scim+json, like the SCIM API's.
 
 // platformSCIMPrefix is where the SCIM API lives; meta.location and Location point
 // there.
@@ -308,6 +311,9 @@ func (p *platform) findByEmail(ctx context.Context, tenantID, email string) (*sc
 
 // decodeObject reads a JSON object body.
 func (p *platform) decodeObject(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
+	if err := checkJSONContentType(r, false); err != nil {
+		return nil, err
+	}
 	var v any
 	if err := p.c.decodeJSON(w, r, &v); err != nil {
 		return nil, err
@@ -544,9 +550,12 @@ func (e *platformStatusError) Error() string { return e.detail }
 func (p *platform) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var body scimerrors.ScimError
 	var se *platformStatusError
+	var me *mediaTypeError
 	switch {
 	case errors.As(err, &se):
 		body = scimerrors.ScimError{Status: se.status, Detail: se.detail}
+	case errors.As(err, &me):
+		body = scimerrors.ScimError{Status: http.StatusUnsupportedMediaType, Detail: me.detail}
 	case errors.Is(err, errTooLarge):
 		body = scimerrors.ScimError{Status: http.StatusRequestEntityTooLarge, Detail: "the request body is larger than " + strconv.FormatInt(p.c.opts.MaxBodyBytes, 10) + " bytes"}
 	case errors.Is(err, errFamilyDisabled):

@@ -43,6 +43,10 @@ const (
 //     sandbox tokens are refused for changes on every compatibility route.
 //   - A tenant that disabled the family answers 404 not_found, as if the API were not
 //     there.
+//   - A POST body must be sent as Content-Type: application/json (or another +json
+//     type, charset utf-8 if any), as the vendor's examples send it (requests'
+//     json= argument sets it); any other type or charset, or none, is 415
+//     unsupported_media_type before the body, and so the key, is read.
 //   - Unknown body fields are ignored; null is the same as absent.
 //   - A route's path with another method is 405 method_not_allowed with Allow.
 func (c *Compat) mountSuperuser(mux middleware.Mux) {
@@ -110,6 +114,10 @@ func superuserStatus(err error) (int, string, string) {
 	if errors.As(err, &se) {
 		return se.status, se.code, se.msg
 	}
+	var me *mediaTypeError
+	if errors.As(err, &me) {
+		return http.StatusUnsupportedMediaType, "unsupported_media_type", me.detail
+	}
 	switch {
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, "payload_too_large", "the request body is too large"
@@ -172,6 +180,9 @@ func (c *Compat) superuserAuth(r *http.Request, key, where string, change bool) 
 // that is not a JSON object, or whose key is not a string, is 400 before any
 // authentication; a missing or unknown key is 401.
 func (c *Compat) superuserBody(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, scim.Principal, error) {
+	if err := checkJSONContentType(r, false); err != nil {
+		return nil, scim.Principal{}, err
+	}
 	var raw json.RawMessage
 	if err := c.decodeJSON(w, r, &raw); err != nil {
 		if errors.Is(err, errTooLarge) {
