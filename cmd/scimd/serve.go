@@ -187,11 +187,13 @@ func serverTLS(c *Config) (*tls.Config, error) {
 
 // newHandler wires every route (see addRoutes) behind the shared request-id,
 // access-log and security-header middleware; overTLS adds
-// Strict-Transport-Security. mounts add further routes (the account pages).
+// Strict-Transport-Security. mounts add further routes (the account pages). The mux
+// is wrapped in middleware.Route so that the access log can name a route by its
+// pattern rather than a path that carries an email.
 func newHandler(svc *scim.Service, tokens *scim.Tokens, st *gormstore.Store, log *zap.Logger, draining *atomic.Bool, overTLS bool, o scimhttp.Options, mounts ...func(middleware.Mux)) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, svc, tokens, st, log, draining, o, mounts...)
-	return middleware.Log(log)(middleware.SecurityHeaders(overTLS)(middleware.ClientAddr(middleware.Audit(svc)(middleware.Deadline(o.RequestTimeout)(mux)))))
+	return middleware.Log(log)(middleware.SecurityHeaders(overTLS)(middleware.ClientAddr(middleware.Audit(svc)(middleware.Deadline(o.RequestTimeout)(middleware.Route(mux))))))
 }
 
 // addRoutes registers every route on mux: health, readiness, the SCIM API, the

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -58,7 +59,11 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // Log gives every request an id (the client's X-Request-Id when it is well-formed),
 // echoes it in the response, and writes one access-log line when the request ends:
-// at error for 500s, warn for 503, info for the rest.
+// at error for 500s, warn for 503, info for the rest. The line's path is the
+// request's path, except on a route whose pattern has wildcards (/users/{email},
+// /scim/update-user/{email}): there it is the pattern (see Route), because such a
+// path carries what the client named — an email address, personal data — into every
+// line. The query string is never logged.
 func Log(log *zap.Logger) func(http.Handler) http.Handler {
 	log = log.Named("http")
 	return func(next http.Handler) http.Handler {
@@ -86,10 +91,14 @@ func Log(log *zap.Logger) func(http.Handler) http.Handler {
 			case rec.status >= 500 && rec.status != http.StatusNotImplemented:
 				lvl = zapcore.ErrorLevel
 			}
+			path := r.URL.Path
+			if p := patternPath(holder.pattern); p != "" {
+				path = p
+			}
 			fields := []zap.Field{
 				zap.String("request_id", id),
 				zap.String("method", r.Method),
-				zap.String("path", r.URL.Path),
+				zap.String("path", path),
 				zap.Int("status", rec.status),
 				zap.Int("bytes", rec.bytes),
 				zap.Duration("duration", time.Since(start)),
@@ -105,7 +114,34 @@ func Log(log *zap.Logger) func(http.Handler) http.Handler {
 
 type holderKey struct{}
 
-type principalHolder struct{ tenantID, tokenID string }
+// principalHolder is what the access log learns further in: the authenticated tenant
+// and token (NotePrincipal) and the matched route pattern (Route).
+type principalHolder struct{ tenantID, tokenID, pattern string }
+
+// Route wraps the ServeMux that serves every route so that the access log learns the
+// pattern that matched the request: the mux sets Request.Pattern on the request it
+// is handed, which is the one Route passed and reads back.
+func Route(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		if h, ok := r.Context().Value(holderKey{}).(*principalHolder); ok {
+			h.pattern = r.Pattern
+		}
+	})
+}
+
+// patternPath is the path part of a ServeMux pattern ("GET /users/{email}" gives
+// "/users/{email}") when it has a wildcard that matches part of a path, and "" for
+// a pattern without one (its path is no more than the pattern says) or no pattern.
+func patternPath(pattern string) string {
+	if !strings.Contains(strings.ReplaceAll(pattern, "{$}", ""), "{") {
+		return ""
+	}
+	if i := strings.IndexByte(pattern, '/'); i >= 0 {
+		return pattern[i:]
+	}
+	return ""
+}
 
 // NotePrincipal records the authenticated tenant and token for the access log.
 func NotePrincipal(next http.Handler) http.Handler {
