@@ -43,6 +43,7 @@ func (e *SortError) Error() string { return "invalid sortBy: " + e.Msg }
 // MemberError names the member values that matched no user or group of the tenant;
 // it wraps ErrInvalidMember.
 type MemberError struct {
+	// Missing holds each unknown value once, in the order the members were given.
 	Missing []string
 	// Self is set when a group was asked to contain itself.
 	Self bool
