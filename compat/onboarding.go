@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -215,9 +216,17 @@ func (o *onboardingRoutes) batch(w http.ResponseWriter, r *http.Request, patch b
 // task serves GET /onboarding/provision/tasks/{taskId} (COMPAT.md §5): the task and
 // one row per user of its batch, in the batch's order.
 //
+// taskId is the task's number within the tenant (1, 2, 3 … in the order the
+// tenant's batches were made), a JSON number as in the vendor document
+// ("taskId": 85); COMPAT.md §5 calls it a string, which the vendor document
+// contradicts. scimd's internal task id is never shown.
+//
 // Decisions where the contract and the vendor document are silent:
-//   - taskId is a string (a UUID); a task of another tenant, or no task, is 404
-//     task_not_found.
+//   - A taskId in the path that is not a task number (anything but decimal digits
+//     without a leading zero, such as a UUID a client kept from an older scimd, or
+//     a number past 2^63-1), a number no task of the tenant has, and a task of
+//     another tenant are all 404 task_not_found: the path names no task the caller
+//     can read.
 //   - task.success is true once every user of a completed task succeeded; while
 //     the task runs completedAt is null, success false and errorMsg null; a
 //     completed task with failures says how many in errorMsg. A user row's success
@@ -234,15 +243,35 @@ func (o *onboardingRoutes) task(w http.ResponseWriter, r *http.Request) error {
 		return errors.New("the store keeps no tasks")
 	}
 	id := r.PathValue("taskId")
-	st, err := o.tasks.Status(r.Context(), p.TenantID, id, true)
+	notFound := &onboardingError{status: http.StatusNotFound, errorType: "task_not_found", message: fmt.Sprintf("no task %q", id)}
+	n, ok := onboardingTaskNumber(id)
+	if !ok {
+		return notFound
+	}
+	st, err := o.tasks.StatusByNumber(r.Context(), p.TenantID, n, true)
 	if err != nil {
 		if scim.AsError(err).Kind == scim.KindNotFound {
-			return &onboardingError{status: http.StatusNotFound, errorType: "task_not_found", message: fmt.Sprintf("no task %q", id)}
+			return notFound
 		}
 		return err
 	}
 	writeJSON(w, http.StatusOK, onboardingTaskReply(st))
 	return nil
+}
+
+// onboardingTaskNumber reads a task number from the path: decimal digits, no sign
+// and no leading zero, at least 1 and within int64.
+func onboardingTaskNumber(s string) (int64, bool) {
+	if s == "" || s[0] == '0' || len(s) > 19 {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 // authorize authenticates the Bearer token (scope compat, family enabled) and
@@ -569,13 +598,13 @@ type onboardingResult struct {
 	Updated  int                          `json:"updated"`
 	Total    int                          `json:"total"`
 	Failures map[string]onboardingFailure `json:"failures"`
-	TaskID   string                       `json:"taskId"`
+	TaskID   int64                        `json:"taskId"`
 }
 
 // onboardingBatchReply is the answer to a batch: counts so far and the failures,
 // keyed by email (the first failure of an email).
 func onboardingBatchReply(st *scim.TaskStatus) map[string]any {
-	res := onboardingResult{Total: st.Total, Failures: map[string]onboardingFailure{}, TaskID: st.ID}
+	res := onboardingResult{Total: st.Total, Failures: map[string]onboardingFailure{}, TaskID: st.Number}
 	for _, e := range st.Entries {
 		switch {
 		case e.State == scim.TaskDone && e.Create:
@@ -592,7 +621,7 @@ func onboardingBatchReply(st *scim.TaskStatus) map[string]any {
 }
 
 type onboardingTaskInfo struct {
-	TaskID          string  `json:"taskId"`
+	TaskID          int64   `json:"taskId"`
 	TenantID        string  `json:"tenantId"`
 	Type            string  `json:"type"`
 	CreatedAt       string  `json:"createdAt"`
@@ -604,7 +633,7 @@ type onboardingTaskInfo struct {
 
 type onboardingTaskUser struct {
 	Email     string  `json:"email"`
-	TaskID    string  `json:"taskId"`
+	TaskID    int64   `json:"taskId"`
 	FirstName *string `json:"firstName"`
 	LastName  *string `json:"lastName"`
 	Success   bool    `json:"success"`
@@ -629,7 +658,7 @@ func onboardingNullable(s string) *string {
 
 // onboardingTaskReply is the task status answer.
 func onboardingTaskReply(st *scim.TaskStatus) map[string]any {
-	info := onboardingTaskInfo{TaskID: st.ID, TenantID: st.TenantID, Type: st.Type, CreatedAt: *onboardingTime(&st.Created),
+	info := onboardingTaskInfo{TaskID: st.Number, TenantID: st.TenantID, Type: st.Type, CreatedAt: *onboardingTime(&st.Created),
 		LastCheckedInAt: onboardingTime(st.LastCheckedIn), CompletedAt: onboardingTime(st.Completed)}
 	if st.Completed != nil {
 		info.Success = st.Failed == 0
@@ -639,7 +668,7 @@ func onboardingTaskReply(st *scim.TaskStatus) map[string]any {
 	}
 	users := make([]onboardingTaskUser, len(st.Entries))
 	for i, e := range st.Entries {
-		u := onboardingTaskUser{Email: e.UserName, TaskID: st.ID, FirstName: onboardingNullable(e.GivenName), LastName: onboardingNullable(e.FamilyName),
+		u := onboardingTaskUser{Email: e.UserName, TaskID: st.Number, FirstName: onboardingNullable(e.GivenName), LastName: onboardingNullable(e.FamilyName),
 			Success: e.State == scim.TaskDone}
 		if e.State == scim.TaskFailed {
 			u.ErrorMsg = onboardingNullable(onboardingFailureOf(e.Err).Message)
