@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -107,24 +108,44 @@ func onboardingMethodNotAllowed(allow string) func(w http.ResponseWriter, r *htt
 // a primary work email set to the normalized email, name.givenName and
 // name.familyName, roles [{"value": r}], active. The answer is 200
 // {"result": {"inserted", "updated": 0, "total", "failures": {email: {code,
-// message}}, "taskId"}}; batches over 1,000 users are answered 202 with the same
-// shape at once (counts so far) and run in the background.
+// message}}, "taskId"}}, taskId being the batch's task number (see task); batches
+// over 1,000 users are answered 202 with the same shape at once (counts so far) and
+// run in the background.
+//
+// One bad entry never fails the batch: as the vendor document shows for an existing
+// email, per-user problems are listed under failures, keyed by email, and the other
+// entries are written, each user in its own transaction (one user's failure undoes
+// nothing of another's, and leaves nothing of its own behind). The answer is 200
+// however many entries failed, all of them included, as in the vendor's example of
+// a batch whose only user failed. COMPAT.md's shared rule that wrong types are 400
+// is read as applying to the request, not to one entry of a batch.
 //
 // Decisions where the contract and the vendor document are silent:
-//   - The whole request is refused (400) before any user is written when it is not
-//     an array, an entry is not an object, a field has the wrong JSON type, a role
-//     is empty, an email is missing or invalid (invalid_email; an email is the key
-//     of the failures map), the batch has more than 10,000 users (too_many_users),
-//     or the resource rule fails: a user with a resource must hold the Resource
+//   - The whole request is refused (400) before any user is written only when there
+//     is no batch to run: the body is not JSON (invalid_json), not an array, or an
+//     array with an element that is not an object (invalid_request: not an array
+//     of users), or it has more than 10,000 users (too_many_users). An empty array
+//     is a batch of nothing (200). The resource rule is the other whole-request 400,
+//     as the vendor document shows it: a user with a resource must hold the Resource
 //     role, a user holding it must have a resource, and a resource needs a
-//     non-empty regionId (users_need_resource_role, listing every such email, as
-//     the vendor document says of a resource without a valid regionId).
-//   - Per-user failures, after which the batch goes on: email_already_exists (also
-//     for the second of two entries with one email: the first creates the user),
-//     name_required (firstName or lastName missing or blank), invalid_user (SCIM
-//     refused the user, with its reason) and internal_error. failures is keyed by
-//     email, so an email that failed twice in one batch appears once; the task's
-//     users list has one row per entry, and inserted plus its failed rows is total.
+//     non-empty regionId (users_need_resource_role, listing every such email); it
+//     is checked on the entries that have no failure of their own.
+//   - Failures found in an entry before anything is written, the first one found
+//     (email first): invalid_email (missing, not a string, or not an address),
+//     invalid_field (a field of the wrong JSON type, or an empty role; the message
+//     names the entry and field), name_required (firstName or lastName missing or
+//     blank), duplicate_email (an email that an earlier entry of the batch already
+//     has: the first entry is processed, the later ones are not, whatever became
+//     of the first).
+//   - Failures found while writing: email_already_exists (a user with the email
+//     exists), invalid_user (SCIM refused the user, with its reason) and
+//     internal_error.
+//   - failures is keyed by the normalized email. An entry whose email is not valid
+//     is keyed by the email as sent (trimmed); one with no email string at all
+//     (missing, blank or not a string) by its position, "users[i]" (from 0), which
+//     its message names too. An email that failed twice in one batch appears once,
+//     with its first failure; the task's users list has one row per entry (email
+//     being the same key), and inserted plus its failed rows is total.
 //   - resource.regionId is kept as the EnterpriseUser extension's division (a region
 //     is the division of the organisation a resource works in), readable and
 //     filterable through SCIM. resource.isActive is accepted and not stored: scimd
@@ -155,9 +176,10 @@ func (o *onboardingRoutes) provision(w http.ResponseWriter, r *http.Request) err
 //     needs a regionId, and roles, when given with a resource, must hold Resource.
 //     Roles given without Resource do not remove a stored division (only fields
 //     present change).
-//   - An email with no user is the per-user failure user_not_found; a firstName or
-//     lastName given blank is name_required. An entry with no field to change
-//     still counts as updated when its user exists.
+//   - Entries are checked as POST's are (failures keyed the same way), except
+//     that names may be left out: a firstName or lastName given blank is
+//     name_required. An email with no user is the failure user_not_found. An entry
+//     with no field to change still counts as updated when its user exists.
 //   - sendInvitation is ignored: invitations go to new users, from POST.
 //   - The task's type is "bulk_user_update"; batches over 1,000 run in the
 //     background as POST's do.
@@ -186,10 +208,17 @@ func (o *onboardingRoutes) batch(w http.ResponseWriter, r *http.Request, patch b
 		return err
 	}
 	typ, writes := scim.TaskImportUsers, make([]scim.UserWrite, len(users))
+	refused := map[int]onboardingFailure{}
 	for i, u := range users {
-		if patch {
+		switch {
+		case u.failure != nil:
+			// Stored failed, never run; the task shows its message.
+			refused[i] = *u.failure
+			writes[i] = scim.UserWrite{UserName: u.key, GivenName: onboardingTrim(u.firstName), FamilyName: onboardingTrim(u.lastName),
+				Refused: &scim.Error{Kind: scim.KindInvalidValue, Detail: u.failure.Message}}
+		case patch:
 			writes[i] = onboardingUpdateWrite(u)
-		} else {
+		default:
 			writes[i] = onboardingCreateWrite(u)
 		}
 	}
@@ -205,7 +234,7 @@ func (o *onboardingRoutes) batch(w http.ResponseWriter, r *http.Request, patch b
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusAccepted, onboardingBatchReply(st))
+		writeJSON(w, http.StatusAccepted, onboardingBatchReply(st, refused))
 		return nil
 	}
 	auditStatus(r, http.StatusOK) // a batch is answered 200, its creates included
@@ -217,16 +246,24 @@ func (o *onboardingRoutes) batch(w http.ResponseWriter, r *http.Request, patch b
 	if !finished {
 		status = http.StatusAccepted // the rest runs in the background
 	}
-	writeJSON(w, status, onboardingBatchReply(st))
+	writeJSON(w, status, onboardingBatchReply(st, refused))
 	return nil
 }
 
 // task serves GET /onboarding/provision/tasks/{taskId} (COMPAT.md §5): the task and
 // one row per user of its batch, in the batch's order.
 //
+// taskId is the task's number within the tenant (1, 2, 3 … in the order the
+// tenant's batches were made), a JSON number as in the vendor document
+// ("taskId": 85); COMPAT.md §5 calls it a string, which the vendor document
+// contradicts. scimd's internal task id is never shown.
+//
 // Decisions where the contract and the vendor document are silent:
-//   - taskId is a string (a UUID); a task of another tenant, or no task, is 404
-//     task_not_found.
+//   - A taskId in the path that is not a task number (anything but decimal digits
+//     without a leading zero, such as a UUID a client kept from an older scimd, or
+//     a number past 2^63-1), a number no task of the tenant has, and a task of
+//     another tenant are all 404 task_not_found: the path names no task the caller
+//     can read.
 //   - task.success is true once every user of a completed task succeeded; while
 //     the task runs completedAt is null, success false and errorMsg null; a
 //     completed task with failures says how many in errorMsg. A user row's success
@@ -243,15 +280,35 @@ func (o *onboardingRoutes) task(w http.ResponseWriter, r *http.Request) error {
 		return errors.New("the store keeps no tasks")
 	}
 	id := r.PathValue("taskId")
-	st, err := o.tasks.Status(r.Context(), p.TenantID, id, true)
+	notFound := &onboardingError{status: http.StatusNotFound, errorType: "task_not_found", message: fmt.Sprintf("no task %q", id)}
+	n, ok := onboardingTaskNumber(id)
+	if !ok {
+		return notFound
+	}
+	st, err := o.tasks.StatusByNumber(r.Context(), p.TenantID, n, true)
 	if err != nil {
 		if scim.AsError(err).Kind == scim.KindNotFound {
-			return &onboardingError{status: http.StatusNotFound, errorType: "task_not_found", message: fmt.Sprintf("no task %q", id)}
+			return notFound
 		}
 		return err
 	}
 	writeJSON(w, http.StatusOK, onboardingTaskReply(st))
 	return nil
+}
+
+// onboardingTaskNumber reads a task number from the path: decimal digits, no sign
+// and no leading zero, at least 1 and within int64.
+func onboardingTaskNumber(s string) (int64, bool) {
+	if s == "" || s[0] == '0' || len(s) > 19 {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 // authorize authenticates the Bearer token (scope compat, family enabled) and
@@ -306,14 +363,19 @@ func onboardingReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) 
 	return raw, nil
 }
 
-// onboardingUser is one validated entry of a batch.
+// onboardingUser is one entry of a batch: a user to write, or, with failure set,
+// the reason it is refused without being run.
 type onboardingUser struct {
-	email               string // normalized
+	// key names the entry in failures and in the task: the normalized email, or
+	// (see onboardingParseUser) the email as sent or the entry's position.
+	key                 string
+	email               string // normalized; empty when the entry has no valid email
 	firstName, lastName *string
 	roles               []string
 	hasRoles            bool
 	sendInvitation      bool
 	resource            *onboardingResource
+	failure             *onboardingFailure
 }
 
 type onboardingResource struct {
@@ -321,8 +383,25 @@ type onboardingResource struct {
 	isActive *bool
 }
 
-// onboardingParse decodes and validates a batch. It is pure; every refusal is a 400
-// onboardingError.
+// The codes of the failures found in an entry before anything is written.
+const (
+	onboardingInvalidEmail   = "invalid_email"
+	onboardingInvalidField   = "invalid_field"
+	onboardingNameRequired   = "name_required"
+	onboardingDuplicateEmail = "duplicate_email"
+)
+
+// onboardingNameMessage is the message of a name_required failure.
+const onboardingNameMessage = "firstName and lastName are required and must not be blank"
+
+func onboardingFail(code, format string, args ...any) *onboardingFailure {
+	return &onboardingFailure{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// onboardingParse decodes and validates a batch. It is pure. The whole request is
+// refused (a 400 onboardingError) only for what leaves no batch to run: a body that
+// is not JSON, not an array of objects, or longer than onboardingMaxUsers, and the
+// vendor's resource rule. Every other problem is the failure of its own entry.
 func onboardingParse(raw []byte, patch bool) ([]onboardingUser, error) {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
@@ -341,16 +420,27 @@ func onboardingParse(raw []byte, patch bool) ([]onboardingUser, error) {
 		return nil, onboardingBad("too_many_users", "the batch has %d users; send at most %d per request", len(list), onboardingMaxUsers)
 	}
 	users := make([]onboardingUser, len(list))
+	first := map[string]int{} // email -> index of its first entry
 	for i, it := range list {
-		u, err := onboardingParseUser(i, it)
-		if err != nil {
-			return nil, err
+		m, ok := it.(map[string]any)
+		if !ok {
+			return nil, onboardingBad("invalid_request", "users[%d] must be an object; the body must be a JSON array of users", i)
+		}
+		u := onboardingParseUser(i, m, patch)
+		if u.email != "" {
+			if j, seen := first[u.email]; seen {
+				if u.failure == nil {
+					u.failure = onboardingFail(onboardingDuplicateEmail, "users[%d] repeats the email of users[%d]; each email may appear once in a batch", i, j)
+				}
+			} else {
+				first[u.email] = i
+			}
 		}
 		users[i] = u
 	}
 	var wrong []string
 	for _, u := range users {
-		if onboardingResourceMismatch(u, patch) {
+		if u.failure == nil && onboardingResourceMismatch(u, patch) {
 			wrong = append(wrong, u.email)
 		}
 	}
@@ -377,37 +467,45 @@ func onboardingResourceMismatch(u onboardingUser, patch bool) bool {
 	return role != (u.resource != nil)
 }
 
-func onboardingParseUser(i int, it any) (onboardingUser, error) {
-	m, ok := it.(map[string]any)
-	if !ok {
-		return onboardingUser{}, onboardingBad("invalid_request", "users[%d] must be an object", i)
-	}
-	var u onboardingUser
-	str := func(key string) (*string, error) {
+// onboardingParseUser reads entry i. A problem fails the entry (the first problem
+// found, email first) and never the batch. The entry's key is its normalized email;
+// an entry whose email is not valid is keyed by the email as sent (trimmed), and one
+// with no email string at all (missing, blank or not a string) by its position,
+// "users[i]", so that every failure has a key the client can trace to its entry.
+func onboardingParseUser(i int, m map[string]any, patch bool) onboardingUser {
+	u := onboardingUser{key: fmt.Sprintf("users[%d]", i)}
+	var fail *onboardingFailure
+	str := func(key string) *string {
 		switch v := m[key].(type) {
 		case nil:
-			return nil, nil
+			return nil
 		case string:
-			return &v, nil
+			return &v
 		}
-		return nil, onboardingBad("invalid_request", "users[%d].%s must be a string", i, key)
+		if fail == nil {
+			fail = onboardingFail(onboardingInvalidField, "users[%d].%s must be a string", i, key)
+		}
+		return nil
 	}
-	email, err := str("email")
-	if err != nil {
-		return u, err
+	switch v := m["email"].(type) {
+	case nil:
+		fail = onboardingFail(onboardingInvalidEmail, "users[%d].email is required", i)
+	case string:
+		email, err := NormalizeEmail(v)
+		switch {
+		case err == nil:
+			u.key, u.email = email, email
+		case strings.TrimSpace(v) == "":
+			fail = onboardingFail(onboardingInvalidEmail, "users[%d].email is required", i)
+		default:
+			u.key = strings.TrimSpace(v)
+			fail = onboardingFail(onboardingInvalidEmail, "users[%d].email: %s", i, strings.TrimPrefix(err.Error(), errBadEmail.Error()+": "))
+		}
+	default:
+		fail = onboardingFail(onboardingInvalidEmail, "users[%d].email must be a string", i)
 	}
-	if email == nil {
-		return u, onboardingBad("invalid_email", "users[%d].email is required", i)
-	}
-	if u.email, err = NormalizeEmail(*email); err != nil {
-		return u, onboardingBad("invalid_email", "users[%d].email: %s", i, strings.TrimPrefix(err.Error(), errBadEmail.Error()+": "))
-	}
-	if u.firstName, err = str("firstName"); err != nil {
-		return u, err
-	}
-	if u.lastName, err = str("lastName"); err != nil {
-		return u, err
-	}
+	u.firstName, u.lastName = str("firstName"), str("lastName")
+	rolesMsg := "users[%d].roles must be an array of role names such as [\"Scheduler\"]"
 	switch v := m["roles"].(type) {
 	case nil:
 	case []any:
@@ -415,7 +513,10 @@ func onboardingParseUser(i int, it any) (onboardingUser, error) {
 		for _, r := range v {
 			s, ok := r.(string)
 			if !ok || strings.TrimSpace(s) == "" {
-				return u, onboardingBad("invalid_request", "users[%d].roles must be an array of role names such as [\"Scheduler\"]", i)
+				if fail == nil {
+					fail = onboardingFail(onboardingInvalidField, rolesMsg, i)
+				}
+				break
 			}
 			s = strings.TrimSpace(s)
 			dup := false
@@ -427,14 +528,18 @@ func onboardingParseUser(i int, it any) (onboardingUser, error) {
 			}
 		}
 	default:
-		return u, onboardingBad("invalid_request", "users[%d].roles must be an array of role names such as [\"Scheduler\"]", i)
+		if fail == nil {
+			fail = onboardingFail(onboardingInvalidField, rolesMsg, i)
+		}
 	}
 	switch v := m["sendInvitation"].(type) {
 	case nil:
 	case bool:
 		u.sendInvitation = v
 	default:
-		return u, onboardingBad("invalid_request", "users[%d].sendInvitation must be true or false", i)
+		if fail == nil {
+			fail = onboardingFail(onboardingInvalidField, "users[%d].sendInvitation must be true or false", i)
+		}
 	}
 	switch v := m["resource"].(type) {
 	case nil:
@@ -445,19 +550,36 @@ func onboardingParseUser(i int, it any) (onboardingUser, error) {
 		case string:
 			u.resource.regionID = strings.TrimSpace(id)
 		default:
-			return u, onboardingBad("invalid_request", "users[%d].resource.regionId must be a string", i)
+			if fail == nil {
+				fail = onboardingFail(onboardingInvalidField, "users[%d].resource.regionId must be a string", i)
+			}
 		}
 		switch a := v["isActive"].(type) {
 		case nil:
 		case bool:
 			u.resource.isActive = &a
 		default:
-			return u, onboardingBad("invalid_request", "users[%d].resource.isActive must be true or false", i)
+			if fail == nil {
+				fail = onboardingFail(onboardingInvalidField, "users[%d].resource.isActive must be true or false", i)
+			}
 		}
 	default:
-		return u, onboardingBad("invalid_request", "users[%d].resource must be an object such as {\"regionId\": \"…\", \"isActive\": true}", i)
+		if fail == nil {
+			fail = onboardingFail(onboardingInvalidField, "users[%d].resource must be an object such as {\"regionId\": \"…\", \"isActive\": true}", i)
+		}
 	}
-	return u, nil
+	if fail == nil {
+		first, last := onboardingTrim(u.firstName), onboardingTrim(u.lastName)
+		if patch {
+			if (u.firstName != nil && first == "") || (u.lastName != nil && last == "") {
+				fail = onboardingFail(onboardingNameRequired, onboardingNameMessage)
+			}
+		} else if first == "" || last == "" {
+			fail = onboardingFail(onboardingNameRequired, onboardingNameMessage)
+		}
+	}
+	u.failure = fail
+	return u
 }
 
 // onboardingInvitation is the payload of the invitation message.
@@ -482,8 +604,8 @@ func onboardingRoles(roles []string) []any {
 	return out
 }
 
-// onboardingCreateWrite turns a POST entry into the create of a SCIM User, with its
-// invitation when asked. A user without both names is refused (name_required).
+// onboardingCreateWrite turns a valid POST entry into the create of a SCIM User,
+// with its invitation when asked.
 func onboardingCreateWrite(u onboardingUser) scim.UserWrite {
 	first, last := onboardingTrim(u.firstName), onboardingTrim(u.lastName)
 	body := userBody(u.email)
@@ -505,9 +627,6 @@ func onboardingCreateWrite(u onboardingUser) scim.UserWrite {
 		body[onboardingEnterpriseURN] = map[string]any{"division": u.resource.regionID}
 	}
 	w := scim.UserWrite{UserName: u.email, GivenName: first, FamilyName: last, Create: body}
-	if first == "" || last == "" {
-		w.Refused = &scim.Error{Kind: scim.KindInvalidValue, Detail: onboardingNameRequired}
-	}
 	if u.sendInvitation {
 		payload, _ := json.Marshal(onboardingInvitation{FirstName: first, LastName: last, SetPassword: true})
 		w.Messages = []scim.Message{{Kind: OnboardingMessageKind, Recipient: u.email, Payload: payload}}
@@ -521,17 +640,10 @@ const (
 	onboardingEnterpriseURN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 )
 
-// onboardingNameRequired is the detail of an entry refused for its names; it maps
-// to the failure code name_required.
-const onboardingNameRequired = "firstName and lastName are required and must not be blank"
-
-// onboardingUpdateWrite turns a PATCH entry into PATCH operations on the user,
-// one for each field present.
+// onboardingUpdateWrite turns a valid PATCH entry into PATCH operations on the
+// user, one for each field present.
 func onboardingUpdateWrite(u onboardingUser) scim.UserWrite {
 	w := scim.UserWrite{UserName: u.email, GivenName: onboardingTrim(u.firstName), FamilyName: onboardingTrim(u.lastName)}
-	if (u.firstName != nil && w.GivenName == "") || (u.lastName != nil && w.FamilyName == "") {
-		w.Refused = &scim.Error{Kind: scim.KindInvalidValue, Detail: onboardingNameRequired}
-	}
 	if u.firstName != nil {
 		w.Patch = append(w.Patch, scim.PatchOp{Op: "replace", Path: "name.givenName", Value: w.GivenName})
 	}
@@ -565,8 +677,6 @@ func onboardingFailureOf(e *scim.Error) onboardingFailure {
 		return onboardingFailure{Code: "email_already_exists", Message: "A user with that email already exists"}
 	case e.Kind == scim.KindNotFound:
 		return onboardingFailure{Code: "user_not_found", Message: "No user with that email exists"}
-	case e.Kind == scim.KindInvalidValue && e.Detail == onboardingNameRequired:
-		return onboardingFailure{Code: "name_required", Message: e.Detail}
 	case e.Kind == scim.KindInternal || e.Kind == scim.KindUnavailable:
 		return onboardingFailure{Code: "internal_error", Message: "The user could not be processed; send it again"}
 	}
@@ -578,13 +688,14 @@ type onboardingResult struct {
 	Updated  int                          `json:"updated"`
 	Total    int                          `json:"total"`
 	Failures map[string]onboardingFailure `json:"failures"`
-	TaskID   string                       `json:"taskId"`
+	TaskID   int64                        `json:"taskId"`
 }
 
 // onboardingBatchReply is the answer to a batch: counts so far and the failures,
-// keyed by email (the first failure of an email).
-func onboardingBatchReply(st *scim.TaskStatus) map[string]any {
-	res := onboardingResult{Total: st.Total, Failures: map[string]onboardingFailure{}, TaskID: st.ID}
+// keyed by email (the first failure of an email); refused holds the failures of the
+// entries refused before the batch ran, by position.
+func onboardingBatchReply(st *scim.TaskStatus, refused map[int]onboardingFailure) map[string]any {
+	res := onboardingResult{Total: st.Total, Failures: map[string]onboardingFailure{}, TaskID: st.Number}
 	for _, e := range st.Entries {
 		switch {
 		case e.State == scim.TaskDone && e.Create:
@@ -592,7 +703,12 @@ func onboardingBatchReply(st *scim.TaskStatus) map[string]any {
 		case e.State == scim.TaskDone:
 			res.Updated++
 		case e.State == scim.TaskFailed:
-			if _, seen := res.Failures[e.UserName]; !seen {
+			if _, seen := res.Failures[e.UserName]; seen {
+				break
+			}
+			if f, ok := refused[e.Seq]; ok {
+				res.Failures[e.UserName] = f
+			} else {
 				res.Failures[e.UserName] = onboardingFailureOf(e.Err)
 			}
 		}
@@ -601,7 +717,7 @@ func onboardingBatchReply(st *scim.TaskStatus) map[string]any {
 }
 
 type onboardingTaskInfo struct {
-	TaskID          string  `json:"taskId"`
+	TaskID          int64   `json:"taskId"`
 	TenantID        string  `json:"tenantId"`
 	Type            string  `json:"type"`
 	CreatedAt       string  `json:"createdAt"`
@@ -613,7 +729,7 @@ type onboardingTaskInfo struct {
 
 type onboardingTaskUser struct {
 	Email     string  `json:"email"`
-	TaskID    string  `json:"taskId"`
+	TaskID    int64   `json:"taskId"`
 	FirstName *string `json:"firstName"`
 	LastName  *string `json:"lastName"`
 	Success   bool    `json:"success"`
@@ -638,7 +754,7 @@ func onboardingNullable(s string) *string {
 
 // onboardingTaskReply is the task status answer.
 func onboardingTaskReply(st *scim.TaskStatus) map[string]any {
-	info := onboardingTaskInfo{TaskID: st.ID, TenantID: st.TenantID, Type: st.Type, CreatedAt: *onboardingTime(&st.Created),
+	info := onboardingTaskInfo{TaskID: st.Number, TenantID: st.TenantID, Type: st.Type, CreatedAt: *onboardingTime(&st.Created),
 		LastCheckedInAt: onboardingTime(st.LastCheckedIn), CompletedAt: onboardingTime(st.Completed)}
 	if st.Completed != nil {
 		info.Success = st.Failed == 0
@@ -648,7 +764,7 @@ func onboardingTaskReply(st *scim.TaskStatus) map[string]any {
 	}
 	users := make([]onboardingTaskUser, len(st.Entries))
 	for i, e := range st.Entries {
-		u := onboardingTaskUser{Email: e.UserName, TaskID: st.ID, FirstName: onboardingNullable(e.GivenName), LastName: onboardingNullable(e.FamilyName),
+		u := onboardingTaskUser{Email: e.UserName, TaskID: st.Number, FirstName: onboardingNullable(e.GivenName), LastName: onboardingNullable(e.FamilyName),
 			Success: e.State == scim.TaskDone}
 		if e.State == scim.TaskFailed {
 			u.ErrorMsg = onboardingNullable(onboardingFailureOf(e.Err).Message)

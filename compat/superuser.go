@@ -178,7 +178,9 @@ func (c *Compat) superuserAuth(r *http.Request, key, where string, change bool) 
 
 // superuserBody reads a POST body as a JSON object and authenticates its key. A body
 // that is not a JSON object, or whose key is not a string, is 400 before any
-// authentication; a missing or unknown key is 401.
+// authentication; a missing or unknown key is 401. A body that is not JSON at all is
+// invalid_json; well-formed JSON of the wrong shape (not an object, a key that is not
+// a string) is invalid_request, the code of every wrong type in this family.
 func (c *Compat) superuserBody(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, scim.Principal, error) {
 	if err := checkJSONContentType(r, false); err != nil {
 		return nil, scim.Principal{}, err
@@ -192,7 +194,7 @@ func (c *Compat) superuserBody(w http.ResponseWriter, r *http.Request) (map[stri
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return nil, scim.Principal{}, superuserBadRequest("invalid_json", "the body must be a JSON object such as {\"key\": \"…\", \"email\": \"…\"}")
+		return nil, scim.Principal{}, superuserBadRequest("invalid_request", "the body must be a JSON object such as {\"key\": \"…\", \"email\": \"…\"}")
 	}
 	var key string
 	if err := superuserField(fields, "key", &key); err != nil {
@@ -203,7 +205,9 @@ func (c *Compat) superuserBody(w http.ResponseWriter, r *http.Request) (map[stri
 }
 
 // superuserField decodes one optional body field into dst; absent or null leaves dst
-// alone, and a value of another type is 400.
+// alone, and a value of another type is 400 invalid_request (the vendor document gives
+// each field's type, such as email_confirmed "Optional Boolean", and no error codes;
+// invalid_json is kept for a body that is not JSON).
 func superuserField(fields map[string]json.RawMessage, name string, dst any) error {
 	raw, ok := fields[name]
 	if !ok || string(raw) == "null" {
@@ -214,7 +218,7 @@ func superuserField(fields map[string]json.RawMessage, name string, dst any) err
 		if _, ok := dst.(*bool); ok {
 			kind = "true or false"
 		}
-		return superuserBadRequest("invalid_json", "%s must be %s", name, kind)
+		return superuserBadRequest("invalid_request", "%s must be %s", name, kind)
 	}
 	return nil
 }

@@ -57,6 +57,25 @@ func errorf(kind ErrorKind, format string, args ...any) *Error {
 	return &Error{Kind: kind, Detail: fmt.Sprintf(format, args...)}
 }
 
+// memberDetail says why members were refused (RFC 7644 §3.12 invalidValue): the first
+// value that names no user or group of the tenant, in the order the client sent them,
+// so the client can fix its request, and how many others there are, without echoing a
+// list that may hold thousands of ids.
+func memberDetail(me *store.MemberError) string {
+	if me.Self || len(me.Missing) == 0 {
+		return "members: " + me.Error()
+	}
+	d := fmt.Sprintf("members: no user or group with id %q", me.Missing[0])
+	switch n := len(me.Missing) - 1; n {
+	case 0:
+	case 1:
+		d += " (and 1 other unknown id)"
+	default:
+		d += fmt.Sprintf(" (and %d other unknown ids)", n)
+	}
+	return d
+}
+
 // AsError returns err as an *Error, mapping store sentinels to their kinds; any other
 // error becomes KindInternal with a generic detail.
 func AsError(err error) *Error {
@@ -73,7 +92,7 @@ func AsError(err error) *Error {
 	case errors.As(err, &fe):
 		return &Error{Kind: KindInvalidFilter, Detail: fe.Msg, Err: err}
 	case errors.As(err, &me):
-		return &Error{Kind: KindInvalidValue, Detail: "members: " + me.Error(), Err: err}
+		return &Error{Kind: KindInvalidValue, Detail: memberDetail(me), Err: err}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Kind: KindNotFound, Detail: "resource not found", Err: err}
 	case errors.Is(err, store.ErrConflict):

@@ -113,7 +113,10 @@ type UserWrite struct {
 
 // TaskStatus is a task's progress. Entries are filled when asked for.
 type TaskStatus struct {
+	// ID is internal; Number is the task's number within its tenant (1, 2, 3 …),
+	// the id clients are given.
 	ID, TenantID, Type string
+	Number             int64
 	Total              int
 	// Done and Failed count the finished entries; the rest are pending.
 	Done, Failed  int
@@ -294,9 +297,27 @@ func (t *Tasks) Status(ctx context.Context, tenantID, id string, withEntries boo
 	if err != nil {
 		return nil, AsError(err)
 	}
+	return t.status(ctx, task, withEntries)
+}
+
+// StatusByNumber returns the tenant's task with that number, as Status does; a
+// number no task of the tenant has is KindNotFound.
+func (t *Tasks) StatusByNumber(ctx context.Context, tenantID string, number int64, withEntries bool) (*TaskStatus, error) {
+	task, err := t.st.TaskByNumber(ctx, tenantID, number)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Error{Kind: KindNotFound, Detail: "task " + strconv.FormatInt(number, 10) + " not found", Err: err}
+	}
+	if err != nil {
+		return nil, AsError(err)
+	}
+	return t.status(ctx, task, withEntries)
+}
+
+func (t *Tasks) status(ctx context.Context, task store.Task, withEntries bool) (*TaskStatus, error) {
 	var entries []store.TaskEntry
 	if withEntries {
-		if entries, err = t.st.TaskEntries(ctx, tenantID, task.ID); err != nil {
+		var err error
+		if entries, err = t.st.TaskEntries(ctx, task.TenantID, task.ID); err != nil {
 			return nil, AsError(err)
 		}
 	}
@@ -304,7 +325,7 @@ func (t *Tasks) Status(ctx context.Context, tenantID, id string, withEntries boo
 }
 
 func taskStatus(task store.Task, entries []store.TaskEntry) *TaskStatus {
-	s := &TaskStatus{ID: task.ID, TenantID: task.TenantID, Type: task.Type, Total: task.Total, Done: task.Done, Failed: task.Failed,
+	s := &TaskStatus{ID: task.ID, Number: task.Number, TenantID: task.TenantID, Type: task.Type, Total: task.Total, Done: task.Done, Failed: task.Failed,
 		Created: task.Created, LastCheckedIn: task.LastCheckedIn, Completed: task.Completed}
 	for _, e := range entries {
 		es := TaskEntryStatus{Seq: e.Seq, UserName: e.Key, GivenName: e.GivenName, FamilyName: e.FamilyName, Create: e.Op == taskOpCreate, State: e.Status}

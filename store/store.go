@@ -43,6 +43,7 @@ func (e *SortError) Error() string { return "invalid sortBy: " + e.Msg }
 // MemberError names the member values that matched no user or group of the tenant;
 // it wraps ErrInvalidMember.
 type MemberError struct {
+	// Missing holds each unknown value once, in the order the members were given.
 	Missing []string
 	// Self is set when a group was asked to contain itself.
 	Self bool
@@ -305,7 +306,11 @@ type OutboxStore interface {
 // Task is a tenant's background job: a batch of writes (such as an onboarding user
 // import) run entry by entry, by the request that queued it or by a worker.
 type Task struct {
+	// ID is the task's internal id; Number is the one clients see: 1, 2, 3 … in the
+	// order the tenant's tasks were created, never reused and never shared by two of
+	// the tenant's tasks, however many replicas create them at once.
 	ID       string
+	Number   int64
 	TenantID string
 	Type     string
 	Total    int
@@ -481,7 +486,8 @@ type Store interface {
 // TaskStore keeps background tasks and their entries.
 type TaskStore interface {
 	// CreateTask stores t and its entries in one transaction, filling t's ID,
-	// Created and Total and each entry's TaskID, TenantID and Seq. Entries are
+	// Number (the tenant's next), Created and Total and each entry's TaskID,
+	// TenantID and Seq. Entries are
 	// stored pending (or failed, when given so with their reason); with claim set
 	// the pending ones are stored already claimed by it. A task with nothing
 	// pending is stored completed.
@@ -489,6 +495,9 @@ type TaskStore interface {
 	// Task returns a task of the tenant with its counts; another tenant's is
 	// ErrNotFound.
 	Task(ctx context.Context, tenantID, id string) (Task, error)
+	// TaskByNumber returns the tenant's task with that Number, as Task does;
+	// another tenant's is ErrNotFound.
+	TaskByNumber(ctx context.Context, tenantID string, number int64) (Task, error)
 	// TaskEntries returns a task's entries in order.
 	TaskEntries(ctx context.Context, tenantID, taskID string) ([]TaskEntry, error)
 	// ClaimTaskEntries claims up to limit pending entries that no live claim

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -250,6 +251,74 @@ func TestConcurrentMembershipMixed(t *testing.T) {
 		got := memberIDs(e.call("GET", "/scim/v2/Groups/"+gid, nil).want(t, 200).body)
 		if !same(got, sorted(want...)) {
 			t.Errorf("%d members, want %d: lost or stray changes", len(got), len(want))
+		}
+	})
+}
+
+// TestGroupsUnknownMemberNamed: members naming no user or group of the tenant refuse
+// the whole write with 400 invalidValue whose detail names the first unknown id in
+// the order the client sent them, so the client can fix the request; the detail stays
+// short however many ids are unknown. POST, PUT, PATCH add and Bulk agree.
+func TestGroupsUnknownMemberNamed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		u := str(e.call("POST", "/scim/v2/Users", user("known@example.com")).want(t, 201).body, "id")
+		gid := str(e.call("POST", "/scim/v2/Groups", group("Team", u)).want(t, 201).body, "id")
+		first := "ffffffff-0000-4000-8000-000000000001"
+		ids := []string{u, first}
+		for i := range 300 {
+			ids = append(ids, fmt.Sprintf("00000000-0000-4000-8000-%012d", i))
+		}
+		members := func() []any {
+			ms := []any{}
+			for _, id := range ids {
+				ms = append(ms, map[string]any{"value": id})
+			}
+			return ms
+		}
+		check := func(t *testing.T, status any, scimType any, detail string) {
+			t.Helper()
+			if status != "400" || scimType != "invalidValue" {
+				t.Errorf("status %v scimType %v, want 400 invalidValue", status, scimType)
+			}
+			if !strings.Contains(detail, first) {
+				t.Errorf("detail %q does not name the first unknown id %s", detail, first)
+			}
+			if len(detail) > 512 {
+				t.Errorf("detail of %d bytes echoes every unknown id", len(detail))
+			}
+		}
+		for _, c := range []struct {
+			name, method, path string
+			body               any
+		}{
+			{"post", "POST", "/scim/v2/Groups", group("Bad", ids...)},
+			{"put", "PUT", "/scim/v2/Groups/" + gid, group("Team", ids...)},
+			{"patch_add", "PATCH", "/scim/v2/Groups/" + gid, patchBody(op("add", "members", members()))},
+			{"patch_add_no_path", "PATCH", "/scim/v2/Groups/" + gid, patchBody(op("add", "", map[string]any{"members": members()}))},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				r := e.call(c.method, c.path, c.body)
+				r.wantError(t, 400, "invalidValue")
+				d, _ := r.body["detail"].(string)
+				check(t, r.body["status"], r.body["scimType"], d)
+			})
+		}
+		t.Run("bulk", func(t *testing.T) {
+			res := bulkResults(t, e.call("POST", "/scim/v2/Bulk", bulkReq(0, bulkOp("POST", "/Groups", "g1", group("Bulk Bad", ids...), ""))))
+			if len(res) != 1 {
+				t.Fatalf("%d results", len(res))
+			}
+			body, _ := res[0]["response"].(map[string]any)
+			d, _ := body["detail"].(string)
+			check(t, res[0]["status"], body["scimType"], d)
+		})
+		r := e.call("GET", "/scim/v2/Groups/"+gid, nil).want(t, 200)
+		if !same(memberIDs(r.body), []string{u}) {
+			t.Errorf("a refused write changed the members: %v", r.body["members"])
+		}
+		l := e.call("GET", "/scim/v2/Groups?filter="+url.QueryEscape(`displayName sw "B"`), nil).want(t, 200)
+		if l.body["totalResults"] != float64(0) {
+			t.Errorf("a refused create left a group: %s", l.raw)
 		}
 	})
 }

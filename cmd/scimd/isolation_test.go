@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -65,7 +66,8 @@ type iso struct {
 	aUser, aMe    string
 	aGroup        string
 	bUser, bGroup string
-	bTask         string
+	bTask         string // B's task number, as the onboarding routes give it
+	bTaskID       string // B's internal task id, which no answer shows
 	bUserTok      string // B's per-user token from POST /users
 	bCursor       string // a cursor B was given
 	bSecrets      []string
@@ -77,7 +79,7 @@ type iso struct {
 func isoSetup(t *testing.T, e *env) *iso {
 	t.Helper()
 	x := &iso{e: e, aTenant: "iso-a", noneID: "00000000-0000-4000-8000-000000000000",
-		noneEmail: "nobody@example.com", noneTask: "00000000-0000-4000-8000-0000000000ff"}
+		noneEmail: "nobody@example.com", noneTask: "999999"}
 	x.aTok = e.newTenant("iso-a", scim.AllScopes...)
 	x.bTok = e.newTenant("iso-b", scim.AllScopes...)
 	tn, err := e.st.TenantByName(context.Background(), "iso-b")
@@ -107,7 +109,14 @@ func isoSetup(t *testing.T, e *env) *iso {
 	if ob.status != 200 {
 		t.Fatalf("onboarding for B: %d %s", ob.status, ob.raw)
 	}
-	x.bTask, _ = ob.result(t)["taskId"].(string)
+	if n, ok := ob.result(t)["taskId"].(float64); ok {
+		x.bTask = strconv.FormatFloat(n, 'f', -1, 64)
+		bt, err := e.st.TaskByNumber(context.Background(), x.bID, int64(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x.bTaskID = bt.ID
+	}
 	x.bCursor, _ = b("GET", "/scim/v2/Users?cursor=&count=1", nil, 200).body["nextCursor"].(string)
 	if x.bUserTok == "" || x.bTask == "" || x.bCursor == "" {
 		t.Fatalf("setup of B: token %q task %q cursor %q", x.bUserTok, x.bTask, x.bCursor)
@@ -115,7 +124,7 @@ func isoSetup(t *testing.T, e *env) *iso {
 
 	// What of B's may never reach A: ids, names and credentials (not the shared
 	// emails, which A creates for itself).
-	x.bSecrets = []string{x.bTok, x.bUserTok, x.bTask, x.bGroup, "B Only Team", "b-ext", "Bea", "b-partner@", "b-admin@", "b-super@", "b-onboard@"}
+	x.bSecrets = []string{x.bTok, x.bUserTok, x.bTaskID, x.bGroup, "B Only Team", "b-ext", "Bea", "b-partner@", "b-admin@", "b-super@", "b-onboard@"}
 	for _, id := range ids(b("GET", "/scim/v2/Users?count=1000", nil, 200)) {
 		x.bSecrets = append(x.bSecrets, id)
 	}
@@ -585,8 +594,23 @@ func isoCases() []isoCase {
 		}},
 		{"/onboarding/provision/standalone/users", "onboarding_wrong_method", public("GET", onboardingUsers, 405)},
 		{"GET /onboarding/provision/tasks/{taskId}", "onboarding_task", func(t *testing.T, x *iso) {
-			got := x.do(t, "GET", onboardingTasks+x.bTask, nil, "Bearer "+x.aTok).want(t, 404)
-			like(t, got, x.bTask, x.do(t, "GET", onboardingTasks+x.noneTask, nil, "Bearer "+x.aTok), x.noneTask)
+			// Task numbers count per tenant: B's number names A's own task of that
+			// number, if A has one, and never B's.
+			got := x.do(t, "GET", onboardingTasks+x.bTask, nil, "Bearer "+x.aTok)
+			switch got.status {
+			case http.StatusOK:
+				res, _ := got.body["result"].(map[string]any)
+				task, _ := res["task"].(map[string]any)
+				if task["tenantId"] != x.tenantID(t, x.aTenant) {
+					t.Errorf("A's task %s: %s", x.bTask, got.raw)
+				}
+			default:
+				like(t, got.want(t, 404), x.bTask, x.do(t, "GET", onboardingTasks+x.noneTask, nil, "Bearer "+x.aTok), x.noneTask)
+			}
+			// B's internal id names nothing either.
+			got = x.do(t, "GET", onboardingTasks+x.bTaskID, nil, "Bearer "+x.aTok).want(t, 404)
+			none := "00000000-0000-4000-8000-0000000000ff"
+			like(t, got, x.bTaskID, x.do(t, "GET", onboardingTasks+none, nil, "Bearer "+x.aTok), none)
 		}},
 		{"/onboarding/provision/tasks/{taskId}", "onboarding_task_wrong_method", func(t *testing.T, x *iso) {
 			x.do(t, "DELETE", onboardingTasks+x.bTask, nil, "Bearer "+x.aTok).want(t, 405)

@@ -219,6 +219,20 @@ var migrations = []string{
 	// the obvious choice on either database.
 	`CREATE INDEX group_members_member_group ON group_members (tenant_id, member_id, group_id);
 	DROP INDEX group_members_member`,
+	// 13: the number clients see for a task, 1, 2, 3 … per tenant. Existing tasks
+	// are numbered per tenant in creation order (ties by id); task_numbers holds
+	// each tenant's last number, incremented in the transaction that creates a
+	// task, so concurrent creations (on any replica) wait for each other's row and
+	// never share a number; the unique index stands behind it.
+	`ALTER TABLE tasks ADD COLUMN number BIGINT NOT NULL DEFAULT 0;
+	UPDATE tasks SET number = (SELECT count(*) FROM tasks t2 WHERE t2.tenant_id = tasks.tenant_id
+		AND (t2.created < tasks.created OR (t2.created = tasks.created AND t2.id <= tasks.id)));
+	CREATE UNIQUE INDEX tasks_tenant_number ON tasks (tenant_id, number);
+	CREATE TABLE task_numbers (
+		tenant_id VARCHAR(36) PRIMARY KEY,
+		n BIGINT NOT NULL
+	);
+	INSERT INTO task_numbers (tenant_id, n) SELECT tenant_id, max(number) FROM tasks GROUP BY tenant_id`,
 }
 
 // tokenEpochColumns are the api_tokens columns a principal is made of: changing

@@ -2,6 +2,7 @@ package gormstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -58,8 +59,19 @@ func (s *Store) CreateTask(ctx context.Context, t *store.Task, entries []store.T
 		t.Completed = &t.Created
 	}
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Exec(`INSERT INTO tasks (id, tenant_id, type, total, created, completed) VALUES (?, ?, ?, ?, ?, ?)`,
-			t.ID, t.TenantID, t.Type, t.Total, t.Created, t.Completed).Error; err != nil {
+		// The tenant's counter row is locked until the transaction ends: a concurrent
+		// creation in the same tenant waits here and then takes the next number.
+		var numbers []int64
+		if err := tx.Raw(`INSERT INTO task_numbers (tenant_id, n) VALUES (?, 1)
+			ON CONFLICT (tenant_id) DO UPDATE SET n = task_numbers.n + 1 RETURNING n`, t.TenantID).Scan(&numbers).Error; err != nil {
+			return s.writeErr(err)
+		}
+		if len(numbers) != 1 {
+			return fmt.Errorf("task number: %d rows", len(numbers))
+		}
+		t.Number = numbers[0]
+		if err := tx.Exec(`INSERT INTO tasks (id, number, tenant_id, type, total, created, completed) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Number, t.TenantID, t.Type, t.Total, t.Created, t.Completed).Error; err != nil {
 			return s.writeErr(err)
 		}
 		for lo := 0; lo < len(entries); lo += entriesPerInsert {
@@ -90,28 +102,38 @@ func (s *Store) CreateTask(ctx context.Context, t *store.Task, entries []store.T
 
 // Task returns a task of the tenant with the counts of its finished entries.
 func (s *Store) Task(ctx context.Context, tenantID, id string) (store.Task, error) {
+	return s.task(ctx, "tenant_id = ? AND id = ?", tenantID, id)
+}
+
+// TaskByNumber returns the tenant's task with that number, as Task does.
+func (s *Store) TaskByNumber(ctx context.Context, tenantID string, number int64) (store.Task, error) {
+	return s.task(ctx, "tenant_id = ? AND number = ?", tenantID, number)
+}
+
+func (s *Store) task(ctx context.Context, where string, args ...any) (store.Task, error) {
 	db := s.db.WithContext(ctx)
 	var rows []struct {
 		ID, TenantID, Type       string
+		Number                   int64
 		Total                    int
 		Created                  time.Time
 		LastCheckedIn, Completed *time.Time
 	}
-	if err := db.Raw(`SELECT id, tenant_id, type, total, created, last_checked_in, completed FROM tasks WHERE tenant_id = ? AND id = ?`,
-		tenantID, id).Scan(&rows).Error; err != nil {
+	if err := db.Raw(`SELECT id, number, tenant_id, type, total, created, last_checked_in, completed FROM tasks WHERE `+where,
+		args...).Scan(&rows).Error; err != nil {
 		return store.Task{}, s.readErr(err)
 	}
 	if len(rows) == 0 {
 		return store.Task{}, store.ErrNotFound
 	}
 	r := rows[0]
-	t := store.Task{ID: r.ID, TenantID: r.TenantID, Type: r.Type, Total: r.Total, Created: r.Created.UTC(),
+	t := store.Task{ID: r.ID, Number: r.Number, TenantID: r.TenantID, Type: r.Type, Total: r.Total, Created: r.Created.UTC(),
 		LastCheckedIn: utcPtr(r.LastCheckedIn), Completed: utcPtr(r.Completed)}
 	var counts []struct {
 		Status string
 		N      int
 	}
-	if err := db.Raw(`SELECT status, count(*) AS n FROM task_entries WHERE task_id = ? GROUP BY status`, id).Scan(&counts).Error; err != nil {
+	if err := db.Raw(`SELECT status, count(*) AS n FROM task_entries WHERE task_id = ? GROUP BY status`, r.ID).Scan(&counts).Error; err != nil {
 		return store.Task{}, s.readErr(err)
 	}
 	for _, c := range counts {

@@ -142,6 +142,8 @@ var contracts = []struct {
 		{"lease_expiry_fences_old_claim", taskLeaseExpiry},
 		{"release", taskRelease},
 		{"concurrent_claims_disjoint", taskConcurrentClaims},
+		{"numbers_per_tenant", taskNumbersPerTenant},
+		{"numbers_concurrent_distinct", taskNumbersConcurrent},
 	}},
 	{"audit", auditCases},
 	{"writes", writeCases},
@@ -1164,7 +1166,7 @@ func groupCreateUnknownMember(f *fixture) {
 		f.t.Fatalf("err = %v, want a *store.MemberError", err)
 	}
 	wantErr(f.t, err, store.ErrInvalidMember)
-	if me.Self || !slices.Equal(sortedIDs(me.Missing...), sortedIDs(missing1, missing2)) {
+	if me.Self || !slices.Equal(me.Missing, []string{missing1, missing2}) { // in the order given
 		f.t.Errorf("MemberError = %+v, want Missing %v", me, []string{missing1, missing2})
 	}
 	f.gone(tn.ID, store.KindGroup, g.ID)
@@ -2206,6 +2208,72 @@ func taskConcurrentClaims(f *fixture) {
 	}
 	if got := f.task(tn.ID, t.ID); got.Done != entries || got.Completed == nil {
 		f.t.Errorf("task %+v", got)
+	}
+}
+
+// taskNumbersPerTenant: each tenant numbers its tasks 1, 2, 3 … in creation order,
+// independently of other tenants, and a task is found by its number only in its own
+// tenant.
+func taskNumbersPerTenant(f *fixture) {
+	a, b := f.tenant("a"), f.tenant("b")
+	var got []int64
+	var aTasks []store.Task
+	for i, tn := range []store.Tenant{a, b, a, a, b} {
+		t, _ := f.queueTask(tn.ID, i%2, nil)
+		got = append(got, t.Number)
+		if tn.ID == a.ID {
+			aTasks = append(aTasks, t)
+		}
+	}
+	if want := []int64{1, 1, 2, 3, 2}; !slices.Equal(got, want) {
+		f.t.Fatalf("numbers %v, want %v", got, want)
+	}
+	for _, t := range aTasks {
+		byNumber, err := f.st.TaskByNumber(f.ctx, a.ID, t.Number)
+		if err != nil || byNumber.ID != t.ID || byNumber.Number != t.Number || byNumber.Total != t.Total {
+			f.t.Errorf("TaskByNumber(a, %d) = %+v, %v; want task %s", t.Number, byNumber, err, t.ID)
+		}
+		if byID := f.task(a.ID, t.ID); byID.Number != t.Number {
+			f.t.Errorf("Task(a, %s).Number = %d, want %d", t.ID, byID.Number, t.Number)
+		}
+	}
+	_, err := f.st.TaskByNumber(f.ctx, b.ID, 3) // a has a task 3, b does not
+	wantErr(f.t, err, store.ErrNotFound)
+	_, err = f.st.TaskByNumber(f.ctx, a.ID, 0)
+	wantErr(f.t, err, store.ErrNotFound)
+}
+
+// taskNumbersConcurrent: tasks created at once in one tenant (as by several
+// replicas sharing one database) never share a number, and the numbers leave no gap.
+func taskNumbersConcurrent(f *fixture) {
+	const n = 16
+	tn := f.tenant("acme")
+	numbers := make(chan int64, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			t := store.Task{TenantID: tn.ID, Type: "bulk_user_import"}
+			e := []store.TaskEntry{{Key: "user" + strconv.Itoa(i), ResourceID: uuid.NewString(), Op: "create"}}
+			if err := f.st.CreateTask(f.ctx, &t, e, nil); err != nil {
+				f.t.Errorf("CreateTask: %v", err)
+				return
+			}
+			numbers <- t.Number
+		})
+	}
+	wg.Wait()
+	close(numbers)
+	var got []int64
+	for x := range numbers {
+		got = append(got, x)
+	}
+	slices.Sort(got)
+	want := make([]int64, n)
+	for i := range want {
+		want[i] = int64(i + 1)
+	}
+	if !slices.Equal(got, want) {
+		f.t.Errorf("concurrent numbers %v, want %v", got, want)
 	}
 }
 
