@@ -203,6 +203,9 @@ func (p *patcher) apply(op PatchOp) error {
 }
 
 func (p *patcher) applyPath(op, rawPath string, value any) error {
+	if e := p.rt.Extension(rawPath); e != nil {
+		return p.applyExtension(op, e, value)
+	}
 	path, err := ParsePath(rawPath)
 	if err != nil {
 		return err
@@ -263,6 +266,33 @@ func (p *patcher) applyPath(op, rawPath string, value any) error {
 		return nil
 	}
 	return p.applyMulti(holder, top, sub, op, path.ValueExpression, value)
+}
+
+// applyExtension applies op to a whole schema extension, named by its URN as the
+// path. RFC 7644 §3.5.2 defines a path as an attribute path, and scimd reads an
+// extension's URN as the path of the extension's complex value (the key it has in a
+// resource, RFC 7643 §3.3): add merges the value's attributes into the extension,
+// attribute by attribute as a path-less add does; replace makes the value the whole
+// extension; remove drops the extension, and with it its URN from "schemas".
+func (p *patcher) applyExtension(op string, e *schemas.Extension, value any) error {
+	urn := e.Schema.ID
+	if op == "remove" {
+		delete(p.doc, urn)
+		return nil
+	}
+	obj, ok := value.(map[string]any)
+	if !ok {
+		return errorf(KindInvalidValue, "%s: the value of a whole extension must be an object of its attributes", urn)
+	}
+	if op == "replace" {
+		delete(p.doc, urn)
+	}
+	for k, v := range obj {
+		if err := p.applyPath(op, urn+":"+k, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // holder returns the map that holds top: the document, or the extension's object.

@@ -1,0 +1,149 @@
+package scim
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/scimd/scimd/schemas"
+)
+
+const entURN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+// patchDoc applies ops to the stored document doc of kind as Service.Patch does
+// (operations, then validation) and returns the document that would be stored,
+// re-read as JSON so that it compares with a literal.
+func patchDoc(t *testing.T, kind ResourceKind, doc string, ops ...PatchOp) (map[string]any, error) {
+	t.Helper()
+	types := NewTypes()
+	d, err := decodeDoc([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &patcher{rt: types.Of(kind), kind: kind, doc: d, q: NewQuirks(ProfileStrict)}
+	for _, op := range ops {
+		if err := p.apply(op); err != nil {
+			return nil, err
+		}
+	}
+	w, err := types.parseResource(kind, p.doc, p.q, false)
+	if err != nil {
+		return nil, err
+	}
+	return jsonObject(t, w.doc), nil
+}
+
+// jsonObject is v as encoding/json reads it back: numbers float64, objects maps.
+func jsonObject(t *testing.T, v any) map[string]any {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func mustJSON(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("%s: %v", s, err)
+	}
+	return v
+}
+
+// TestPatchWholeExtension: a path that is an extension's URN names the extension's
+// object (scimd's reading of RFC 7644 §3.5.2): add merges into it, replace replaces
+// it whole, remove drops it; a value that is not an object is invalidValue.
+func TestPatchWholeExtension(t *testing.T) {
+	withBoth := `{"userName":"bjensen",` +
+		`"` + entURN + `":{"employeeNumber":"701984","department":"Tours","manager":{"value":"m-1","displayName":"Boss"}},` +
+		`"` + schemas.ScimdUserURN + `":{"credits":3,"emailVerified":true}}`
+	cases := []struct {
+		name string
+		ops  []PatchOp
+		// want is the extension object after the PATCH (nil: absent); wantKind the error.
+		urn      string
+		want     string
+		wantKind ErrorKind
+	}{
+		{name: "add merges", ops: []PatchOp{{Op: "add", Path: entURN, Value: mustJSON(t, `{"department":"X"}`)}},
+			urn: entURN, want: `{"employeeNumber":"701984","department":"X","manager":{"value":"m-1","displayName":"Boss"}}`},
+		{name: "add merges manager sub-attributes", ops: []PatchOp{{Op: "add", Path: entURN, Value: mustJSON(t, `{"manager":{"value":"m-2"}}`)}},
+			urn: entURN, want: `{"employeeNumber":"701984","department":"Tours","manager":{"value":"m-2","displayName":"Boss"}}`},
+		{name: "replace replaces whole", ops: []PatchOp{{Op: "replace", Path: entURN, Value: mustJSON(t, `{"department":"X"}`)}},
+			urn: entURN, want: `{"department":"X"}`},
+		{name: "replace with manager", ops: []PatchOp{{Op: "replace", Path: entURN, Value: mustJSON(t, `{"manager":{"value":"m-2"}}`)}},
+			urn: entURN, want: `{"manager":{"value":"m-2"}}`},
+		{name: "urn in another case", ops: []PatchOp{{Op: "replace", Path: "URN:ietf:params:scim:schemas:extension:enterprise:2.0:user", Value: mustJSON(t, `{"department":"X"}`)}},
+			urn: entURN, want: `{"department":"X"}`},
+		{name: "remove", ops: []PatchOp{{Op: "remove", Path: entURN}}, urn: entURN},
+		{name: "scimd add", ops: []PatchOp{{Op: "add", Path: schemas.ScimdUserURN, Value: mustJSON(t, `{"credits":5}`)}},
+			urn: schemas.ScimdUserURN, want: `{"credits":5,"emailVerified":true}`},
+		{name: "scimd replace", ops: []PatchOp{{Op: "replace", Path: schemas.ScimdUserURN, Value: mustJSON(t, `{"credits":5}`)}},
+			urn: schemas.ScimdUserURN, want: `{"credits":5}`},
+		{name: "scimd remove", ops: []PatchOp{{Op: "remove", Path: schemas.ScimdUserURN}}, urn: schemas.ScimdUserURN},
+		{name: "value not an object", ops: []PatchOp{{Op: "replace", Path: entURN, Value: "X"}}, wantKind: KindInvalidValue},
+		{name: "add value a list", ops: []PatchOp{{Op: "add", Path: entURN, Value: []any{map[string]any{"department": "X"}}}}, wantKind: KindInvalidValue},
+		{name: "attribute of the wrong type", ops: []PatchOp{{Op: "replace", Path: entURN, Value: mustJSON(t, `{"department":5}`)}}, wantKind: KindInvalidValue},
+		{name: "unknown attribute", ops: []PatchOp{{Op: "add", Path: entURN, Value: mustJSON(t, `{"nickname":"x"}`)}}, wantKind: KindInvalidPath},
+		{name: "readOnly sub-attribute by path", ops: []PatchOp{{Op: "add", Path: entURN, Value: mustJSON(t, `{"manager.displayName":"x"}`)}}, wantKind: KindMutability},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := patchDoc(t, UserKind, withBoth, c.ops...)
+			if c.wantKind != KindInternal {
+				if err == nil || AsError(err).Kind != c.wantKind {
+					t.Fatalf("error %v, want kind %d", err, c.wantKind)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ext, present := got[c.urn]
+			if c.want == "" {
+				if present {
+					t.Fatalf("%s is still there: %v", c.urn, ext)
+				}
+				r := &Resource{Kind: UserKind, Attrs: got, rt: NewTypes().User}
+				for _, s := range r.render("")["schemas"].([]string) {
+					if s == c.urn {
+						t.Fatalf("schemas still lists %s", c.urn)
+					}
+				}
+				return
+			}
+			if want := mustJSON(t, c.want); !reflect.DeepEqual(ext, want) {
+				t.Fatalf("%s = %v, want %v", c.urn, ext, want)
+			}
+			if got["userName"] != "bjensen" {
+				t.Fatalf("userName lost: %v", got)
+			}
+		})
+	}
+}
+
+// TestPatchWholeExtensionAddsMissing: add and replace on an extension the user does
+// not have yet create it.
+func TestPatchWholeExtensionAddsMissing(t *testing.T) {
+	for _, op := range []string{"add", "replace"} {
+		got, err := patchDoc(t, UserKind, `{"userName":"u"}`, PatchOp{Op: op, Path: entURN, Value: mustJSON(t, `{"department":"X"}`)})
+		if err != nil {
+			t.Fatal(op, err)
+		}
+		if want := mustJSON(t, `{"department":"X"}`); !reflect.DeepEqual(got[entURN], want) {
+			t.Fatalf("%s: %v", op, got)
+		}
+	}
+	// Removing an extension the user does not have changes nothing.
+	got, err := patchDoc(t, UserKind, `{"userName":"u"}`, PatchOp{Op: "remove", Path: entURN})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("%v %v", got, err)
+	}
+}
