@@ -147,3 +147,61 @@ func TestPatchWholeExtensionAddsMissing(t *testing.T) {
 		t.Fatalf("%v %v", got, err)
 	}
 }
+
+// TestDuplicateValuesDropped: equal values of a multi-valued attribute are stored
+// once (RFC 7643 §2.4), on POST/PUT (parseResource) and after a PATCH; the first is
+// kept, with "primary" if any duplicate had it.
+func TestDuplicateValuesDropped(t *testing.T) {
+	cases := []struct {
+		name, attr, in, want string
+	}{
+		{"emails", "emails", `[{"type":"work","value":"a@x"},{"type":"work","value":"a@x"}]`, `[{"type":"work","value":"a@x"}]`},
+		{"emails case-insensitive value", "emails", `[{"type":"work","value":"a@x"},{"type":"work","value":"A@X"}]`, `[{"type":"work","value":"a@x"}]`},
+		{"primary kept", "emails", `[{"type":"work","value":"a@x"},{"type":"home","value":"b@x"},{"type":"work","value":"a@x","primary":true}]`,
+			`[{"type":"work","value":"a@x","primary":true},{"type":"home","value":"b@x"}]`},
+		{"other type kept", "emails", `[{"type":"work","value":"a@x"},{"type":"home","value":"a@x"}]`, `[{"type":"work","value":"a@x"},{"type":"home","value":"a@x"}]`},
+		{"other display kept", "emails", `[{"type":"work","value":"a@x"},{"type":"work","value":"a@x","display":"A"}]`,
+			`[{"type":"work","value":"a@x"},{"type":"work","value":"a@x","display":"A"}]`},
+		{"phoneNumbers", "phoneNumbers", `[{"type":"work","value":"+1"},{"type":"work","value":"+1"}]`, `[{"type":"work","value":"+1"}]`},
+		{"ims", "ims", `[{"type":"aim","value":"u"},{"type":"aim","value":"u"}]`, `[{"type":"aim","value":"u"}]`},
+		{"photos", "photos", `[{"type":"photo","value":"https://x/p"},{"type":"photo","value":"https://x/p"}]`, `[{"type":"photo","value":"https://x/p"}]`},
+		{"roles", "roles", `[{"value":"admin"},{"value":"admin"}]`, `[{"value":"admin"}]`},
+		{"entitlements", "entitlements", `[{"value":"e"},{"value":"e"}]`, `[{"value":"e"}]`},
+		{"x509Certificates", "x509Certificates", `[{"value":"TUlJ"},{"value":"TUlJ"}]`, `[{"value":"TUlJ"}]`},
+		{"addresses whole objects", "addresses", `[{"type":"work","locality":"Hollywood"},{"type":"work","locality":"Hollywood"},{"type":"work","locality":"Paris"}]`,
+			`[{"type":"work","locality":"Hollywood"},{"type":"work","locality":"Paris"}]`},
+	}
+	types := NewTypes()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := mustJSON(t, c.want)
+			// POST and PUT bodies.
+			w, err := types.parseResource(UserKind, map[string]any{"schemas": []any{schemas.UserURN}, "userName": "u", c.attr: mustJSON(t, c.in)}, nil, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := jsonObject(t, w.doc)[c.attr]; !reflect.DeepEqual(got, want) {
+				t.Errorf("body: %s = %v, want %v", c.attr, got, want)
+			}
+			// PATCH replace and add.
+			for _, op := range []string{"replace", "add"} {
+				got, err := patchDoc(t, UserKind, `{"userName":"u"}`, PatchOp{Op: op, Path: c.attr, Value: mustJSON(t, c.in)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got[c.attr], want) {
+					t.Errorf("PATCH %s: %s = %v, want %v", op, c.attr, got[c.attr], want)
+				}
+			}
+		})
+	}
+	// Adding a value already there in another case adds nothing.
+	got, err := patchDoc(t, UserKind, `{"userName":"u","emails":[{"type":"work","value":"a@x"}]}`,
+		PatchOp{Op: "add", Path: "emails", Value: mustJSON(t, `[{"type":"work","value":"A@x","primary":true}]`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := mustJSON(t, `[{"type":"work","value":"a@x","primary":true}]`); !reflect.DeepEqual(got["emails"], want) {
+		t.Errorf("add again: %v, want %v", got["emails"], want)
+	}
+}

@@ -87,3 +87,36 @@ func (e *env) profileToken(profile string) string {
 	}
 	return s
 }
+
+// TestDuplicateMultiValuesDropped: RFC 7643 §2.4, the same type and value SHOULD NOT
+// appear twice in a multi-valued attribute: POST, PUT and PATCH store one, and keep
+// primary when a dropped duplicate had it.
+func TestDuplicateMultiValuesDropped(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		dup := []any{
+			map[string]any{"type": "work", "value": "a@x.example"},
+			map[string]any{"type": "work", "value": "A@X.example", "primary": true},
+		}
+		wantEmails := []any{map[string]any{"type": "work", "value": "a@x.example", "primary": true}}
+		phones := []any{map[string]any{"type": "work", "value": "+1"}, map[string]any{"type": "work", "value": "+1"}}
+		check := func(t *testing.T, what string, b map[string]any) {
+			t.Helper()
+			if !reflect.DeepEqual(b["emails"], wantEmails) {
+				t.Errorf("%s: emails %v, want %v", what, b["emails"], wantEmails)
+			}
+			if ph, _ := b["phoneNumbers"].([]any); len(ph) != 1 {
+				t.Errorf("%s: phoneNumbers %v", what, b["phoneNumbers"])
+			}
+		}
+		r := e.call("POST", "/scim/v2/Users", user("dups@example.com", "emails", dup, "phoneNumbers", phones)).want(t, http.StatusCreated)
+		check(t, "POST", r.body)
+		path := "/scim/v2/Users/" + str(r.body, "id")
+		check(t, "GET", e.call("GET", path, nil).want(t, http.StatusOK).body)
+		r = e.call("PUT", path, user("dups@example.com", "emails", dup, "phoneNumbers", phones)).want(t, http.StatusOK)
+		check(t, "PUT", r.body)
+		e.call("PATCH", path, patchBody(op("remove", "emails", nil), op("remove", "phoneNumbers", nil))).want(t, http.StatusOK)
+		r = e.call("PATCH", path, patchBody(op("add", "emails", dup), op("replace", "phoneNumbers", phones))).want(t, http.StatusOK)
+		check(t, "PATCH", r.body)
+		check(t, "GET after PATCH", e.call("GET", path, nil).want(t, http.StatusOK).body)
+	})
+}
