@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/scimd/scimd/scim"
@@ -118,5 +119,69 @@ func TestDuplicateMultiValuesDropped(t *testing.T) {
 		r = e.call("PATCH", path, patchBody(op("add", "emails", dup), op("replace", "phoneNumbers", phones))).want(t, http.StatusOK)
 		check(t, "PATCH", r.body)
 		check(t, "GET after PATCH", e.call("GET", path, nil).want(t, http.StatusOK).body)
+	})
+}
+
+// TestDefaultProfileKeepsRFCResults: the default profile (rfc-tolerant) reads forms
+// RFC 7644 does not define but never changes the result of a request it defines. A
+// replace on a value filter that matches nothing is 400 noTarget (§3.5.2.3) and a
+// schema URN the resource type lacks is 400 invalidValue naming it, for a new default
+// token and for one stored under the profile's former name, "lenient"; an entra token
+// gets the upsert and the ignored URN, counted in the quirk ledger.
+func TestDefaultProfileKeepsRFCResults(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		const adscim = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
+		stored := e.profileToken("strict")
+		// A token stored before the rename: its row says "lenient".
+		if err := e.st.DB().Exec(`UPDATE api_tokens SET profile = 'lenient' WHERE profile = 'strict'`).Error; err != nil {
+			t.Fatal(err)
+		}
+		entra := e.profileToken("entra")
+		for name, tok := range map[string]string{"bootstrap": e.token, "new_default": e.profileToken(""), "stored_lenient": stored} {
+			t.Run(name, func(t *testing.T) {
+				id := str(e.callAs(tok, "POST", "/scim/v2/Users", user("rfc-"+name+"@example.com",
+					"emails", []any{map[string]any{"type": "home", "value": "h@x"}})).want(t, http.StatusCreated).body, "id")
+				r := e.callAs(tok, "PATCH", "/scim/v2/Users/"+id, patchBody(op("replace", `emails[type eq "work"].value`, "w@x")))
+				r.wantError(t, 400, "noTarget")
+				if g := e.callAs(tok, "GET", "/scim/v2/Users/"+id, nil).want(t, 200); len(g.body["emails"].([]any)) != 1 {
+					t.Errorf("the refused replace added an email: %v", g.body["emails"])
+				}
+				r = e.callAs(tok, "POST", "/scim/v2/Groups", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group", adscim},
+					"displayName": "G-" + name})
+				r.wantError(t, 400, "invalidValue")
+				if !strings.Contains(str(r.body, "detail"), adscim) {
+					t.Errorf("the error does not name the URN: %s", r.raw)
+				}
+			})
+		}
+		t.Run("entra", func(t *testing.T) {
+			id := str(e.callAs(entra, "POST", "/scim/v2/Users", user("rfc-entra@example.com")).want(t, http.StatusCreated).body, "id")
+			r := e.callAs(entra, "PATCH", "/scim/v2/Users/"+id, patchBody(op("replace", `emails[type eq "work"].value`, "w@x")))
+			if r.status != 200 && r.status != 204 {
+				t.Fatalf("entra upsert: %d %s", r.status, r.raw)
+			}
+			if g := e.callAs(entra, "GET", "/scim/v2/Users/"+id, nil).want(t, 200); str(g.body["emails"].([]any)[0].(map[string]any), "value") != "w@x" {
+				t.Errorf("emails %v", g.body["emails"])
+			}
+			e.callAs(entra, "POST", "/scim/v2/Groups", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group", adscim},
+				"displayName": "G-entra"}).want(t, http.StatusCreated)
+			// Attributes under the foreign URN have no schema to be stored in: refused, not dropped.
+			r = e.callAs(entra, "POST", "/scim/v2/Groups", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group", adscim},
+				"displayName": "G-entra-2", adscim: map[string]any{"objectId": "x"}})
+			r.wantError(t, 400, "invalidValue")
+			counts, err := e.svc.QuirkReport(context.Background(), "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int64{}
+			for _, c := range counts {
+				if c.Profile == "entra" {
+					got[c.Quirk] += c.Count
+				}
+			}
+			if got["valuepath_upsert"] != 1 || got["unknown_schema"] != 2 {
+				t.Errorf("entra ledger %v, want valuepath_upsert 1 and unknown_schema 2", got)
+			}
+		})
 	})
 }
