@@ -205,3 +205,74 @@ func TestDuplicateValuesDropped(t *testing.T) {
 		t.Errorf("add again: %v, want %v", got["emails"], want)
 	}
 }
+
+// TestPatchChangesNothing: the operations RFC 7644 §3.5.2.1 says leave a resource as
+// it was (an add of a value already there, a replace with an equal value, a remove of
+// an absent one) give a document equal to the stored one (sameValue), which is what
+// lets Service.Patch skip the write; any real change does not.
+func TestPatchChangesNothing(t *testing.T) {
+	before, err := decodeDoc([]byte(fuzzUserDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		ops     []PatchOp
+		changed bool
+	}{
+		{"add current displayName", []PatchOp{{Op: "add", Path: "displayName", Value: "Babs Jensen"}}, false},
+		{"replace equal sub-attribute", []PatchOp{{Op: "replace", Path: "name.givenName", Value: "Barbara"}}, false},
+		{"replace equal boolean", []PatchOp{{Op: "replace", Path: "active", Value: true}}, false},
+		{"add existing email", []PatchOp{{Op: "add", Path: "emails", Value: mustJSON(t, `[{"value":"bjensen@example.com","type":"work","primary":true}]`)}}, false},
+		{"add existing email in another case", []PatchOp{{Op: "add", Path: "emails", Value: mustJSON(t, `[{"value":"BJensen@example.com","type":"work"}]`)}}, false},
+		{"remove absent", []PatchOp{{Op: "remove", Path: "nickName"}, {Op: "remove", Path: `emails[type eq "other"]`}, {Op: "remove", Path: "x509Certificates"}}, false},
+		{"replace extension attribute equal", []PatchOp{{Op: "replace", Path: entURN + ":employeeNumber", Value: "701984"}}, false},
+		{"change and back", []PatchOp{{Op: "replace", Path: "title", Value: "X"}, {Op: "replace", Path: "title", Value: "Tour Guide"}}, false},
+		{"replace displayName", []PatchOp{{Op: "replace", Path: "displayName", Value: "Babs"}}, true},
+		{"remove title", []PatchOp{{Op: "remove", Path: "title"}}, true},
+		{"add email", []PatchOp{{Op: "add", Path: "emails", Value: mustJSON(t, `[{"value":"new@example.com","type":"other"}]`)}}, true},
+		{"primary moves", []PatchOp{{Op: "replace", Path: `emails[type eq "home"].primary`, Value: true}}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			types := NewTypes()
+			doc, _ := decodeDoc([]byte(fuzzUserDoc))
+			p := &patcher{rt: types.User, kind: UserKind, doc: doc, q: NewQuirks(ProfileStrict)}
+			for _, op := range c.ops {
+				if err := p.apply(op); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w, err := types.parseResource(UserKind, p.doc, p.q, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := !sameValue(before, w.doc); got != c.changed {
+				t.Errorf("changed = %v, want %v: %v", got, c.changed, w.doc)
+			}
+		})
+	}
+}
+
+// TestSameValue: numbers compare by value across their decoded forms; nothing else
+// is equal across types.
+func TestSameValue(t *testing.T) {
+	cases := []struct {
+		a, b any
+		want bool
+	}{
+		{json.Number("5"), int64(5), true},
+		{json.Number("1.5"), 1.5, true},
+		{json.Number("5"), "5", false},
+		{"5", json.Number("5"), false},
+		{nil, false, false},
+		{[]any{"a", "b"}, []any{"b", "a"}, false},
+		{map[string]any{"a": nil}, map[string]any{"b": nil}, false},
+		{map[string]any{"a": []any{json.Number("1")}}, map[string]any{"a": []any{int64(1)}}, true},
+	}
+	for i, c := range cases {
+		if got := sameValue(c.a, c.b); got != c.want {
+			t.Errorf("%d: sameValue(%#v, %#v) = %v", i, c.a, c.b, got)
+		}
+	}
+}

@@ -185,3 +185,130 @@ func TestDefaultProfileKeepsRFCResults(t *testing.T) {
 		})
 	})
 }
+
+// TestPatchThatChangesNothing: RFC 7644 §3.5.2.1, adding a value that is already
+// there SHALL NOT change the modify timestamp. A PATCH (or PUT) that leaves the
+// resource as it was answers as usual but keeps meta.lastModified, meta.version and
+// the ETag, and records no change in the audit log; If-Match still applies.
+func TestPatchThatChangesNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		updates := func(id string) int {
+			t.Helper()
+			var n int
+			if err := e.st.DB().Raw(`SELECT count(*) FROM audit_events WHERE operation = 'update' AND resource_id = ?`, id).Scan(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		// same checks that r answers the resource at the version and time of before.
+		same := func(t *testing.T, what string, before, r resp) {
+			t.Helper()
+			if r.header.Get("ETag") != before.header.Get("ETag") {
+				t.Errorf("%s: ETag %s, want %s", what, r.header.Get("ETag"), before.header.Get("ETag"))
+			}
+			if r.body != nil && (str(r.body, "meta.version") != str(before.body, "meta.version") ||
+				str(r.body, "meta.lastModified") != str(before.body, "meta.lastModified")) {
+				t.Errorf("%s: meta %v, want %v", what, r.body["meta"], before.body["meta"])
+			}
+		}
+		created := e.call("POST", "/scim/v2/Users", user("still@example.com",
+			"displayName", "Still", "name", map[string]any{"givenName": "S", "familyName": "Till"},
+			"emails", []any{map[string]any{"type": "work", "value": "still@example.com", "primary": true}},
+			enterprise, map[string]any{"department": "D", "manager": map[string]any{"value": "m-1"}},
+		)).want(t, http.StatusCreated)
+		id := str(created.body, "id")
+		path := "/scim/v2/Users/" + id
+		cases := []struct {
+			name string
+			ops  []map[string]any
+		}{
+			{"add_current_displayName", []map[string]any{op("add", "displayName", "Still")}},
+			{"replace_equal", []map[string]any{op("replace", "displayName", "Still"), op("replace", "name.givenName", "S")}},
+			{"replace_without_path", []map[string]any{op("replace", "", map[string]any{"displayName": "Still", "name": map[string]any{"familyName": "Till"}})}},
+			{"remove_absent", []map[string]any{op("remove", "nickName", nil), op("remove", "title", nil), op("remove", `emails[type eq "home"]`, nil)}},
+			{"add_existing_email", []map[string]any{op("add", "emails", []any{map[string]any{"type": "work", "value": "still@example.com", "primary": true}})}},
+			{"add_existing_extension", []map[string]any{op("add", enterprise, map[string]any{"department": "D", "manager": map[string]any{"value": "m-1"}})}},
+			{"change_and_change_back", []map[string]any{op("replace", "displayName", "Other"), op("replace", "displayName", "Still")}},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				before := e.call("GET", path, nil).want(t, http.StatusOK)
+				events := updates(id)
+				r := e.call("PATCH", path, patchBody(c.ops...)).want(t, http.StatusOK)
+				same(t, "PATCH", before, r)
+				delete(r.body, "meta")
+				delete(before.body, "meta")
+				if !reflect.DeepEqual(r.body, before.body) {
+					t.Errorf("the resource changed:\n%v\n%v", before.body, r.body)
+				}
+				same(t, "GET", e.call("GET", path, nil), e.call("GET", path, nil).want(t, http.StatusOK))
+				if n := updates(id); n != events {
+					t.Errorf("%d update events, want %d", n, events)
+				}
+			})
+		}
+		t.Run("if_match", func(t *testing.T) {
+			before := e.call("GET", path, nil).want(t, http.StatusOK)
+			e.call("PATCH", path, patchBody(op("add", "displayName", "Still")), "If-Match", `W/"999"`).wantError(t, http.StatusPreconditionFailed, "")
+			r := e.call("PATCH", path, patchBody(op("add", "displayName", "Still")), "If-Match", before.header.Get("ETag")).want(t, http.StatusOK)
+			same(t, "PATCH with If-Match", before, r)
+		})
+		t.Run("put_identical", func(t *testing.T) {
+			before := e.call("GET", path, nil).want(t, http.StatusOK)
+			body := map[string]any{}
+			for k, v := range before.body {
+				body[k] = v
+			}
+			r := e.call("PUT", path, body).want(t, http.StatusOK)
+			same(t, "PUT", before, r)
+		})
+		t.Run("a_real_change_still_moves", func(t *testing.T) {
+			before := e.call("GET", path, nil).want(t, http.StatusOK)
+			events := updates(id)
+			r := e.call("PATCH", path, patchBody(op("replace", "displayName", "Moved"))).want(t, http.StatusOK)
+			if str(r.body, "meta.version") == str(before.body, "meta.version") || updates(id) != events+1 {
+				t.Errorf("a change kept version %s (events %d → %d)", str(r.body, "meta.version"), events, updates(id))
+			}
+		})
+		t.Run("groups", func(t *testing.T) {
+			other := str(e.call("POST", "/scim/v2/Users", user("absent@example.com")).want(t, http.StatusCreated).body, "id")
+			g := e.call("POST", "/scim/v2/Groups", group("Still Group", id)).want(t, http.StatusCreated)
+			gpath := "/scim/v2/Groups/" + str(g.body, "id")
+			okta := e.profileToken("okta")
+			for _, c := range []struct {
+				name string
+				ops  []map[string]any
+			}{
+				{"add_existing_member", []map[string]any{op("add", "members", []any{map[string]any{"value": id}})}},
+				{"remove_absent_member", []map[string]any{op("remove", `members[value eq "`+other+`"]`, nil)}},
+				{"replace_same_members", []map[string]any{op("replace", "members", []any{map[string]any{"value": id}})}},
+				{"replace_equal_displayName", []map[string]any{op("replace", "displayName", "Still Group")}},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					before := e.call("GET", gpath, nil).want(t, http.StatusOK)
+					events := updates(str(g.body, "id"))
+					r := e.call("PATCH", gpath, patchBody(c.ops...)).want(t, http.StatusOK)
+					same(t, "PATCH", before, r)
+					// An okta token's group PATCH answers 204, with the same ETag.
+					r = e.callAs(okta, "PATCH", gpath, patchBody(c.ops...)).want(t, http.StatusNoContent)
+					same(t, "PATCH (204)", before, r)
+					if n := updates(str(g.body, "id")); n != events {
+						t.Errorf("%d update events, want %d", n, events)
+					}
+					if ms, _ := e.call("GET", gpath, nil).body["members"].([]any); len(ms) != 1 {
+						t.Errorf("members %v", ms)
+					}
+				})
+			}
+			t.Run("put_identical", func(t *testing.T) {
+				before := e.call("GET", gpath, nil).want(t, http.StatusOK)
+				r := e.call("PUT", gpath, group("Still Group", id)).want(t, http.StatusOK)
+				same(t, "PUT", before, r)
+			})
+			r := e.call("PATCH", gpath, patchBody(op("add", "members", []any{map[string]any{"value": other}}))).want(t, http.StatusOK)
+			if r.header.Get("ETag") == str(g.body, "meta.version") {
+				t.Errorf("a new member kept the ETag %s", r.header.Get("ETag"))
+			}
+		})
+	})
+}
