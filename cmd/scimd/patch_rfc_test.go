@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
 
 	"github.com/scimd/scimd/scim"
 )
@@ -311,4 +314,31 @@ func TestPatchThatChangesNothing(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestTokenCreateProfileAlias: `scimd token create --profile lenient` still works and
+// gives the default profile under its new name, as does no --profile at all.
+func TestTokenCreateProfileAlias(t *testing.T) {
+	db := "sqlite://" + filepath.Join(t.TempDir(), "cli.db")
+	if _, _, err := runCLI(t, "tenant", "create", "acme", "--database", db); err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(db, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, args := range [][]string{{"--profile", "lenient"}, {"--profile", "rfc-tolerant"}, nil} {
+		out, _, err := runCLI(t, append([]string{"token", "create", "--tenant", "acme", "--database", db}, args...)...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		p, err := scim.NewTokens(st).Authenticate(context.Background(), strings.TrimSpace(out))
+		if err != nil || p.Profile != scim.ProfileTolerant {
+			t.Errorf("%v: profile %q, want %q (%v)", args, p.Profile, scim.ProfileTolerant, err)
+		}
+	}
+	if _, _, err := runCLI(t, "token", "create", "--tenant", "acme", "--profile", "loose", "--database", db); err == nil {
+		t.Error("an unknown profile was accepted")
+	}
 }
