@@ -20,9 +20,6 @@ var (
 	ErrInvalidMember = errors.New("invalid member")
 	// ErrUnavailable is returned when the database cannot be reached.
 	ErrUnavailable = errors.New("database unavailable")
-	// ErrUnchanged is returned by an Updater that left the resource as it was read
-	// (see Updater); Update itself never returns it.
-	ErrUnchanged = errors.New("unchanged")
 )
 
 // FilterError explains why a filter was refused; it wraps ErrInvalidFilter.
@@ -417,6 +414,10 @@ func (c *MemberChange) Empty() bool {
 // modification time, no audit event (RFC 7644 §3.5.2.1: a change that changes
 // nothing leaves the resource as it was). Update then returns the resource as read.
 type Updater func(cur *Resource) ([]MemberChange, error)
+
+// ErrUnchanged is returned by an Updater that left the resource as it was read
+// (see Updater); Update itself never returns it.
+var ErrUnchanged = errors.New("unchanged")
 
 // Store is the persistence scimd needs. Every method is scoped to one tenant where it
 // takes a tenant id, and every write is one transaction.
