@@ -127,6 +127,20 @@ func (s *Service) PatchQueued(ctx context.Context, tenantID string, kind Resourc
 		if err != nil {
 			return nil, err
 		}
+		if len(msgs) == 0 && w.password == nil && !(p.clearPassword && cur.PasswordHash != "") {
+			// RFC 7644 §3.5.2.1: an add of a value already there (and so a replace
+			// with an equal value, a remove of an absent one) does not change the
+			// resource, its version or its modification time. Memberships the
+			// operations name are left to the store, which writes nothing if they
+			// change nothing either.
+			before, err := decodeDoc(cur.Doc)
+			if err != nil {
+				return nil, err
+			}
+			if sameValue(before, w.doc) {
+				return p.members, store.ErrUnchanged
+			}
+		}
 		if err := w.columns(cur); err != nil {
 			return nil, err
 		}
@@ -148,6 +162,45 @@ func (s *Service) PatchQueued(ctx context.Context, tenantID string, kind Resourc
 		return nil, s.writeErr(kind, id, err)
 	}
 	return s.answer(ctx, written, proj)
+}
+
+// sameValue reports whether a and b are the same JSON value: numbers by value
+// (a stored document reads back with json.Number where validation gives int64 or
+// float64), objects by their members, arrays element by element, in order.
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			if w, ok := y[k]; !ok || !sameValue(v, w) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !sameValue(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case nil, string, bool:
+		return a == b
+	}
+	switch b.(type) {
+	case nil, string, bool, map[string]any, []any:
+		return false
+	}
+	xf, ok := number(a)
+	yf, ok2 := number(b)
+	return ok && ok2 && xf == yf
 }
 
 type patcher struct {
@@ -203,6 +256,9 @@ func (p *patcher) apply(op PatchOp) error {
 }
 
 func (p *patcher) applyPath(op, rawPath string, value any) error {
+	if e := p.rt.Extension(rawPath); e != nil {
+		return p.applyExtension(op, e, value)
+	}
 	path, err := ParsePath(rawPath)
 	if err != nil {
 		return err
@@ -263,6 +319,33 @@ func (p *patcher) applyPath(op, rawPath string, value any) error {
 		return nil
 	}
 	return p.applyMulti(holder, top, sub, op, path.ValueExpression, value)
+}
+
+// applyExtension applies op to a whole schema extension, named by its URN as the
+// path. RFC 7644 §3.5.2 defines a path as an attribute path, and scimd reads an
+// extension's URN as the path of the extension's complex value (the key it has in a
+// resource, RFC 7643 §3.3): add merges the value's attributes into the extension,
+// attribute by attribute as a path-less add does; replace makes the value the whole
+// extension; remove drops the extension, and with it its URN from "schemas".
+func (p *patcher) applyExtension(op string, e *schemas.Extension, value any) error {
+	urn := e.Schema.ID
+	if op == "remove" {
+		delete(p.doc, urn)
+		return nil
+	}
+	obj, ok := value.(map[string]any)
+	if !ok {
+		return errorf(KindInvalidValue, "%s: the value of a whole extension must be an object of its attributes", urn)
+	}
+	if op == "replace" {
+		delete(p.doc, urn)
+	}
+	for k, v := range obj {
+		if err := p.applyPath(op, urn+":"+k, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // holder returns the map that holds top: the document, or the extension's object.

@@ -56,19 +56,28 @@ var AllQuirks = []Quirk{QuirkOpCase, QuirkStringBoolean, QuirkDottedKey, QuirkUR
 
 // Client profiles: which quirks a token's requests may use.
 const (
-	ProfileLenient = "lenient" // every quirk (the default)
-	ProfileStrict  = "strict"  // none: RFC 7643/7644 to the letter
-	ProfileOkta    = "okta"
-	ProfileEntra   = "entra"
+	// ProfileTolerant is the default: it reads the forms RFC 7643/7644 does not
+	// define (a PATCH op in another case, a boolean as a string, …) but never
+	// changes the result of a request the RFC defines, so it leaves out the quirks
+	// that do (valuepath_upsert answers what §3.5.2.3 calls noTarget;
+	// unknown_schema drops a schema the client named).
+	ProfileTolerant = "rfc-tolerant"
+	ProfileStrict   = "strict" // none: RFC 7643/7644 to the letter
+	ProfileOkta     = "okta"
+	ProfileEntra    = "entra"
+	// ProfileLenient is the default profile's former name: tokens stored with it,
+	// and --profile lenient, are read as ProfileTolerant.
+	ProfileLenient = "lenient"
 )
 
 // Profiles lists the profile names.
-var Profiles = []string{ProfileLenient, ProfileStrict, ProfileOkta, ProfileEntra}
+var Profiles = []string{ProfileTolerant, ProfileStrict, ProfileOkta, ProfileEntra}
 
 // profileQuirks are the quirks each profile accepts.
 var profileQuirks = map[string][]Quirk{
-	ProfileLenient: AllQuirks,
-	ProfileStrict:  nil,
+	ProfileTolerant: {QuirkOpCase, QuirkStringBoolean, QuirkDottedKey, QuirkURNKey, QuirkBareReference,
+		QuirkRemoveWithValue, QuirkSingleValue, QuirkBareMember, QuirkMissingSchemas, QuirkFilterSubAttribute},
+	ProfileStrict: nil,
 	// Okta's connector follows the RFC closely; it may send lone values for lists.
 	ProfileOkta: {QuirkSingleValue},
 	// Microsoft Entra ID's provisioning service, as its compliance notes describe.
@@ -76,15 +85,23 @@ var profileQuirks = map[string][]Quirk{
 		QuirkBareReference, QuirkRemoveWithValue, QuirkSingleValue, QuirkUnknownSchema, QuirkFilterSubAttribute},
 }
 
-// ParseProfile checks a profile name; "" is the default, lenient.
+// ParseProfile checks a profile name and returns its canonical form: "" and the
+// former name "lenient" are the default, rfc-tolerant.
 func ParseProfile(name string) (string, error) {
-	if name == "" {
-		return ProfileLenient, nil
-	}
+	name = CanonicalProfile(name)
 	if _, ok := profileQuirks[name]; !ok {
 		return "", errorf(KindInvalidValue, "unknown client profile %q; profiles are %s", name, strings.Join(Profiles, ", "))
 	}
 	return name, nil
+}
+
+// CanonicalProfile is the profile a stored name stands for: "" (tokens from before
+// profiles) and "lenient" (the default's former name) are ProfileTolerant.
+func CanonicalProfile(name string) string {
+	if name == "" || name == ProfileLenient {
+		return ProfileTolerant
+	}
+	return name
 }
 
 // Quirks is the quirk ledger of one request: what its profile accepts and what was
@@ -98,9 +115,7 @@ type Quirks struct {
 
 // NewQuirks returns the ledger for a request made with profile.
 func NewQuirks(profile string) *Quirks {
-	if profile == "" {
-		profile = ProfileLenient
-	}
+	profile = CanonicalProfile(profile)
 	q := &Quirks{profile: profile, allowed: map[Quirk]bool{}, applied: map[Quirk]int{}}
 	for _, k := range profileQuirks[profile] {
 		q.allowed[k] = true

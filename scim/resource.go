@@ -193,10 +193,12 @@ func (t Types) parseResource(kind ResourceKind, body map[string]any, q *Quirks, 
 	rt := t.Of(kind)
 	doc := map[string]any{}
 	sawSchemas := false
+	var foreign []string
 	for k, v := range body {
 		if strings.EqualFold(k, "schemas") {
 			sawSchemas = true
-			if err := q.checkSchemas(rt, v); err != nil {
+			var err error
+			if foreign, err = q.checkSchemas(rt, v); err != nil {
 				return nil, err
 			}
 			continue
@@ -228,6 +230,15 @@ func (t Types) parseResource(kind ResourceKind, body map[string]any, q *Quirks, 
 			return nil, err
 		}
 	}
+	// A foreign schema URN is ignored only as a name: attributes the client put
+	// under it have nowhere to go, and are refused rather than lost.
+	for _, u := range foreign {
+		for k, v := range body {
+			if strings.EqualFold(k, u) && !empty(v) {
+				return nil, errorf(KindInvalidValue, "%q: %s has no schema %s, so its attributes cannot be stored; send them under %s", k, rt.Name, u, strings.Join(rt.Schemas(), " or "))
+			}
+		}
+	}
 	if client && !sawSchemas {
 		if err := q.use(QuirkMissingSchemas, KindInvalidSyntax, "schemas is required: [%q]", rt.Schema.ID); err != nil {
 			return nil, err
@@ -236,23 +247,44 @@ func (t Types) parseResource(kind ResourceKind, body map[string]any, q *Quirks, 
 	return finish(rt, kind, doc)
 }
 
-func (q *Quirks) checkSchemas(rt *schemas.ResourceType, v any) error {
+// checkSchemas checks a body's "schemas" (RFC 7643 §3) against rt and returns the
+// URNs in it that rt does not have, which only a profile accepting
+// QuirkUnknownSchema lets through. Such a URN is invalidValue (RFC 7644 §3.12: the
+// value is not compatible with the resource schema), not invalidSyntax: the body's
+// structure is sound, one of its values is not.
+func (q *Quirks) checkSchemas(rt *schemas.ResourceType, v any) ([]string, error) {
 	list, ok := v.([]any)
 	if !ok {
-		return errorf(KindInvalidSyntax, "schemas must be an array of schema URNs")
+		return nil, errorf(KindInvalidSyntax, "schemas must be an array of schema URNs")
 	}
+	var foreign []string
 	for _, s := range list {
 		u, ok := s.(string)
 		if !ok {
-			return errorf(KindInvalidSyntax, "schemas must be an array of schema URNs")
+			return nil, errorf(KindInvalidSyntax, "schemas must be an array of schema URNs")
 		}
 		if !strings.EqualFold(u, rt.Schema.ID) && rt.Extension(u) == nil {
 			if err := q.use(QuirkUnknownSchema, KindInvalidValue, "schemas: %q is not a schema of %s; use %s", u, rt.Name, strings.Join(rt.Schemas(), " or ")); err != nil {
-				return err
+				return nil, err
 			}
+			foreign = append(foreign, u)
 		}
 	}
-	return nil
+	return foreign, nil
+}
+
+// empty reports whether v carries no value (RFC 7643 §2.5: null, or an empty
+// array or object).
+func empty(v any) bool {
+	switch t := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		return len(t) == 0
+	case []any:
+		return len(t) == 0
+	}
+	return false
 }
 
 func (q *Quirks) setExtension(doc map[string]any, e *schemas.Extension, v any) error {

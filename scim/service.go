@@ -334,6 +334,20 @@ func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKin
 		if err := checkIfMatch(ifMatch, cur.Version); err != nil {
 			return nil, err
 		}
+		if w.password == nil {
+			// A body equal to what is stored changes nothing: the version and
+			// modification time stay, as for a PATCH that changes nothing.
+			before, err := decodeDoc(cur.Doc)
+			if err != nil {
+				return nil, err
+			}
+			if sameValue(before, w.doc) {
+				if kind == GroupKind {
+					return []store.MemberChange{{Replace: true, Add: w.members}}, store.ErrUnchanged
+				}
+				return nil, store.ErrUnchanged
+			}
+		}
 		if err := w.columns(cur); err != nil {
 			return nil, err
 		}

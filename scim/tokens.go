@@ -235,8 +235,8 @@ type TokenOptions struct {
 	// UserID binds the token to a user of its tenant, whom /Me then stands for
 	// (RFC 7644 §3.11). Empty binds it to none, and /Me answers 501.
 	UserID string
-	// Profile is the client profile its requests are read with: lenient (the
-	// default), strict, okta or entra.
+	// Profile is the client profile its requests are read with: rfc-tolerant
+	// (the default; "lenient" is its former name), strict, okta or entra.
 	Profile string
 	// Sandbox marks a token the compatibility routes refuse for changes.
 	Sandbox bool
@@ -420,7 +420,7 @@ func (t *Tokens) lookup(ctx context.Context, h [32]byte) (store.Token, error) {
 }
 
 func principalOf(tok store.Token) Principal {
-	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes, UserID: tok.UserID, Profile: tok.Profile, Sandbox: tok.Sandbox,
+	return Principal{TenantID: tok.TenantID, TokenID: tok.ID, Scopes: tok.Scopes, UserID: tok.UserID, Profile: CanonicalProfile(tok.Profile), Sandbox: tok.Sandbox,
 		Tenant: Tenant{ID: tok.TenantID, Name: tok.TenantName, Settings: tok.TenantSettings}}
 }
 

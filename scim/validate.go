@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -49,10 +50,68 @@ func (q *Quirks) value(a *schemas.Attribute, v any, at string) (any, error) {
 		if len(out) == 0 {
 			return nil, nil
 		}
+		out = dropDuplicates(a, out)
 		keepOnePrimary(out)
 		return out, nil
 	}
 	return q.single(a, v, at)
+}
+
+// dropDuplicates keeps the first of values of the multi-valued attribute a that are
+// equal (RFC 7643 §2.4: the same type and value SHOULD NOT appear twice). Complex
+// values are equal when every sub-attribute but "primary" is, strings compared as the
+// sub-attribute's caseExact says (emails.value is not caseExact, RFC 7643 §8.7.1);
+// this covers values without a "value" sub-attribute, such as addresses. A dropped
+// value that was primary leaves the flag on the value kept. Values with the same type
+// and value that differ in another sub-attribute (display) are all kept: dropping one
+// would lose what the client sent.
+func dropDuplicates(a *schemas.Attribute, items []any) []any {
+	if len(items) < 2 {
+		return items
+	}
+	seen := make(map[string]int, len(items))
+	out := items[:0]
+	for _, it := range items {
+		k := dupKey(a, it)
+		if i, dup := seen[k]; dup {
+			if m, ok := it.(map[string]any); ok && m["primary"] == true {
+				out[i].(map[string]any)["primary"] = true
+			}
+			continue
+		}
+		seen[k] = len(out)
+		out = append(out, it)
+	}
+	return out
+}
+
+// dupKey is the identity of a canonical value of a for dropDuplicates.
+func dupKey(a *schemas.Attribute, v any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return valueKey(a, v)
+	}
+	parts := make([]string, 0, len(m))
+	for k, x := range m {
+		if k == "primary" {
+			continue
+		}
+		sub := a.Sub(k)
+		if sub == nil {
+			sub = a
+		}
+		parts = append(parts, strconv.Quote(k)+":"+valueKey(sub, x))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func valueKey(a *schemas.Attribute, v any) string {
+	if s, ok := v.(string); ok && !a.CaseExact && (a.Type == schemas.String || a.Type == schemas.Reference) {
+		v = strings.ToLower(s)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // keepOnePrimary enforces RFC 7643 §2.4: "primary" true appears no more than once.

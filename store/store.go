@@ -412,7 +412,17 @@ func (c *MemberChange) Empty() bool {
 // version cur was read at (under a row lock, or by a conditional write), and may
 // run the updater again on a fresher read, so it must depend on nothing but cur.
 // Returning an error aborts the update and leaves everything unchanged.
+//
+// Returning ErrUnchanged instead says that fn left cur as it was read (and queued
+// no message): the store applies the membership changes returned with it and, when
+// they change no membership either, writes nothing at all: no new version or
+// modification time, no audit event (RFC 7644 §3.5.2.1: a change that changes
+// nothing leaves the resource as it was). Update then returns the resource as read.
 type Updater func(cur *Resource) ([]MemberChange, error)
+
+// ErrUnchanged is returned by an Updater that left the resource as it was read
+// (see Updater); Update itself never returns it.
+var ErrUnchanged = errors.New("unchanged")
 
 // Store is the persistence scimd needs. Every method is scoped to one tenant where it
 // takes a tenant id, and every write is one transaction.

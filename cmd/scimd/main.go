@@ -40,7 +40,8 @@ Usage:
         [--html FILE] [--reset]                checked before saving; --reset restores the built-in
   scimd token create --tenant NAME --scope S   issue an API token; prints it alone on stdout
         [--user USER_ID]                       bind it to a user of the tenant, for /scim/v2/Me
-        [--profile P]                          client profile: lenient (default), strict, okta, entra
+        [--profile P]                          client profile: rfc-tolerant (default; lenient is
+                                               its former name), strict, okta, entra
         [--sandbox] [--format token|key32]     a sandbox token; a 32-character key
         [--expires-in 90d | --expires-at T]    when it stops working (default: never)
   scimd token list [--tenant NAME]             list tokens: scopes, expiry, last use; never secrets
@@ -250,7 +251,7 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&userID, "user", "", "id of a user of the tenant whom /scim/v2/Me stands for (optional)")
 	fs.BoolVar(&sandbox, "sandbox", false, "a sandbox token: the compatibility routes refuse it for changes")
 	fs.StringVar(&format, "format", "token", "token (scimd_…, the default) or key32 (a 32-character key)")
-	fs.StringVar(&profile, "profile", scim.ProfileLenient, "client profile the token's requests are read with: "+strings.Join(scim.Profiles, ", "))
+	fs.StringVar(&profile, "profile", scim.ProfileTolerant, "client profile the token's requests are read with: "+strings.Join(scim.Profiles, ", ")+" (lenient, the default's former name, is read as rfc-tolerant)")
 	st, _, err := setup(ctx, fs, &c, args[1:], false, stderr)
 	if err != nil {
 		return err
@@ -397,10 +398,7 @@ func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTENANT\tSCOPES\tPROFILE\tUSER\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
 	for _, t := range toks {
-		profile := t.Profile
-		if profile == "" {
-			profile = scim.ProfileLenient
-		}
+		profile := scim.CanonicalProfile(t.Profile)
 		if t.Sandbox {
 			profile += ",sandbox"
 		}
@@ -421,13 +419,10 @@ func tenantReport(ctx context.Context, svc *scim.Service, name string, stdout io
 		fmt.Fprintf(stdout, "tenant %s: no request needed a non-standard form\n", name)
 		return nil
 	}
-	fmt.Fprintf(stdout, "%-36s  %-8s  %-22s  %8s  %s\n", "TOKEN", "PROFILE", "QUIRK", "COUNT", "LAST SEEN")
+	fmt.Fprintf(stdout, "%-36s  %-12s  %-22s  %8s  %s\n", "TOKEN", "PROFILE", "QUIRK", "COUNT", "LAST SEEN")
 	for _, c := range counts {
-		profile := c.Profile
-		if profile == "" {
-			profile = scim.ProfileLenient
-		}
-		fmt.Fprintf(stdout, "%-36s  %-8s  %-22s  %8d  %s\n", c.TokenID, profile, c.Quirk, c.Count, c.LastSeen.Format(time.RFC3339))
+		profile := scim.CanonicalProfile(c.Profile)
+		fmt.Fprintf(stdout, "%-36s  %-12s  %-22s  %8d  %s\n", c.TokenID, profile, c.Quirk, c.Count, c.LastSeen.Format(time.RFC3339))
 	}
 	return nil
 }

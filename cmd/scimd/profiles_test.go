@@ -22,7 +22,8 @@ func TestClientProfiles(t *testing.T) {
 			}
 			return s
 		}
-		strict, lenient, entra, okta := token("strict"), token("lenient"), token("entra"), token("okta")
+		// The default profile, issued by its former name "lenient" as well.
+		strict, tolerant, entra, okta := token("strict"), token("lenient"), token("entra"), token("okta")
 		if _, err := e.tokens.Issue(ctx, "default", scim.TokenOptions{Scopes: []string{"scim"}, Profile: "azure"}); err == nil {
 			t.Error("an unknown profile was accepted")
 		}
@@ -36,20 +37,23 @@ func TestClientProfiles(t *testing.T) {
 			body         any
 			entra, okta  bool // accepted by that profile
 			strictType   string
+			// refusedByDefault: the quirk changes the result of a request RFC 7644
+			// defines, so the default profile (rfc-tolerant) answers as strict does.
+			refusedByDefault bool
 		}{
-			{scim.QuirkOpCase, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("Replace", "active", true)), true, false, "invalidSyntax"},
-			{scim.QuirkStringBoolean, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", "active", "False")), true, false, "invalidValue"},
-			{scim.QuirkDottedKey, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", "", map[string]any{"name.givenName": "Q"})), true, false, "invalidPath"},
-			{scim.QuirkURNKey, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", "", map[string]any{enterprise + ":department": "D"})), true, false, "invalidPath"},
-			{scim.QuirkValuePathUpsert, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", `emails[type eq "work"].value`, "q@work")), true, false, "noTarget"},
-			{scim.QuirkBareReference, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", enterprise+":manager", other)), true, false, "invalidValue"},
-			{scim.QuirkRemoveWithValue, "PATCH", "/scim/v2/Groups/" + gid, patchBody(op("remove", "members", []any{map[string]any{"value": other}})), true, false, "invalidValue"},
-			{scim.QuirkSingleValue, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("add", "phoneNumbers", map[string]any{"value": "+1"})), true, true, "invalidValue"},
-			{scim.QuirkBareMember, "PATCH", "/scim/v2/Groups/" + gid, patchBody(op("add", "members", []any{other})), false, false, "invalidValue"},
-			{scim.QuirkMissingSchemas, "POST", "/scim/v2/Users", map[string]any{"userName": "noschemas@example.com"}, false, false, "invalidSyntax"},
+			{scim.QuirkOpCase, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("Replace", "active", true)), true, false, "invalidSyntax", false},
+			{scim.QuirkStringBoolean, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", "active", "False")), true, false, "invalidValue", false},
+			{scim.QuirkDottedKey, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", "", map[string]any{"name.givenName": "Q"})), true, false, "invalidPath", false},
+			{scim.QuirkURNKey, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", "", map[string]any{enterprise + ":department": "D"})), true, false, "invalidPath", false},
+			{scim.QuirkValuePathUpsert, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", `emails[type eq "work"].value`, "q@work")), true, false, "noTarget", true},
+			{scim.QuirkBareReference, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", enterprise+":manager", other)), true, false, "invalidValue", false},
+			{scim.QuirkRemoveWithValue, "PATCH", "/scim/v2/Groups/" + gid, patchBody(op("remove", "members", []any{map[string]any{"value": other}})), true, false, "invalidValue", false},
+			{scim.QuirkSingleValue, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("add", "phoneNumbers", map[string]any{"value": "+1"})), true, true, "invalidValue", false},
+			{scim.QuirkBareMember, "PATCH", "/scim/v2/Groups/" + gid, patchBody(op("add", "members", []any{other})), false, false, "invalidValue", false},
+			{scim.QuirkMissingSchemas, "POST", "/scim/v2/Users", map[string]any{"userName": "noschemas@example.com"}, false, false, "invalidSyntax", false},
 			{scim.QuirkUnknownSchema, "POST", "/scim/v2/Groups", map[string]any{"displayName": "G",
-				"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group", "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"}}, true, false, "invalidValue"},
-			{scim.QuirkFilterSubAttribute, "GET", "/scim/v2/Users?filter=" + url.QueryEscape(`emails[type eq "home"].value eq "q@home"`), nil, true, false, "invalidFilter"},
+				"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group", "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"}}, true, false, "invalidValue", true},
+			{scim.QuirkFilterSubAttribute, "GET", "/scim/v2/Users?filter=" + url.QueryEscape(`emails[type eq "home"].value eq "q@home"`), nil, true, false, "invalidFilter", false},
 		}
 		for _, c := range cases {
 			t.Run(string(c.quirk), func(t *testing.T) {
@@ -83,9 +87,16 @@ func TestClientProfiles(t *testing.T) {
 					c.body.(map[string]any)["userName"] = "noschemas2@example.com"
 				}
 				reset()
-				r = e.callAs(lenient, c.method, c.path, c.body)
+				r = e.callAs(tolerant, c.method, c.path, c.body)
+				if c.refusedByDefault {
+					r.wantError(t, 400, c.strictType)
+					if d := str(r.body, "detail"); !strings.Contains(d, string(c.quirk)) || !strings.Contains(d, `"rfc-tolerant"`) {
+						t.Errorf("rfc-tolerant detail should name the quirk and the profile: %q", d)
+					}
+					return
+				}
 				if r.status >= 300 {
-					t.Fatalf("lenient: %d %s", r.status, r.raw)
+					t.Fatalf("rfc-tolerant: %d %s", r.status, r.raw)
 				}
 				logged := false
 				for _, l := range e.logs.FilterMessage("client quirks applied").All() {
@@ -109,7 +120,7 @@ func TestClientProfiles(t *testing.T) {
 					t.Errorf("report lacks %s:\n%s", c.quirk, out.String())
 				}
 			}
-			if !strings.Contains(out.String(), "lenient") || !strings.Contains(out.String(), "entra") {
+			if !strings.Contains(out.String(), "rfc-tolerant") || !strings.Contains(out.String(), "entra") {
 				t.Errorf("report lacks profiles:\n%s", out.String())
 			}
 		})

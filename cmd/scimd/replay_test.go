@@ -29,7 +29,7 @@ import (
 //
 //	{"source": "https://… the page the requests are typed from",
 //	 "description": "what the connector does here",
-//	 "profile": "okta" | "entra" | "lenient",   // the client profile of the replay's token
+//	 "profile": "okta" | "entra" | "rfc-tolerant",   // the client profile of the replay's token
 //	 "steps": [{"note": "…",
 //	            "request": {"method": "POST", "path": "/Users", "headers": {…}, "body": {…}},
 //	            "response": {"status": 201 | [200, 204], "headers": {…}, "body": {…expected subset…}},
@@ -133,8 +133,8 @@ func loadReplay(path string) (replayFile, error) {
 	if f.Description == "" {
 		problems = append(problems, "description is empty")
 	}
-	if !slices.Contains([]string{scim.ProfileOkta, scim.ProfileEntra, scim.ProfileLenient}, f.Profile) {
-		problems = append(problems, fmt.Sprintf("profile %q: use okta, entra or lenient", f.Profile))
+	if !slices.Contains([]string{scim.ProfileOkta, scim.ProfileEntra, scim.ProfileTolerant}, f.Profile) {
+		problems = append(problems, fmt.Sprintf("profile %q: use okta, entra or rfc-tolerant", f.Profile))
 	}
 	if len(f.Steps) == 0 {
 		problems = append(problems, "no steps")

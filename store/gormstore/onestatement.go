@@ -79,13 +79,18 @@ func (s *Store) updateOne(ctx context.Context, tenantID, id string, fn store.Upd
 			return nil, true, s.stmtErr(ctx, err)
 		}
 		prev := cur.Version
-		if _, err := fn(cur); err != nil { // a user has no members to change
+		_, err = fn(cur) // a user has no members to change
+		unchanged := errors.Is(err, store.ErrUnchanged)
+		if err != nil && !unchanged {
 			return nil, true, s.stmtErr(ctx, err)
 		}
 		if len(cur.Outbox) > 0 {
 			return nil, false, nil
 		}
 		cur.TenantID, cur.Kind, cur.ID = tenantID, kind, id
+		if unchanged {
+			return cur, true, nil // nothing to write (see store.Updater)
+		}
 		cur.Version = prev + 1
 		cur.LastModified = now()
 		args := []any{cur.ExternalID, cur.UserName, strings.ToLower(cur.UserName), cur.DisplayName, lowerPtr(cur.DisplayName), cur.Active,

@@ -470,7 +470,7 @@ func (s *Store) Create(ctx context.Context, r *store.Resource) error {
 			return s.writeErr(err)
 		}
 		if r.Kind == store.KindGroup && len(r.Members) > 0 {
-			members, err := s.addMembers(tx, r.TenantID, r.ID, r.Members)
+			members, _, err := s.addMembers(tx, r.TenantID, r.ID, r.Members)
 			if err != nil {
 				return err
 			}
@@ -828,10 +828,24 @@ func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id
 		}
 		prev := cur.Version
 		mc, err := fn(cur)
-		if err != nil {
+		unchanged := errors.Is(err, store.ErrUnchanged)
+		if err != nil && !unchanged {
 			return err
 		}
 		cur.TenantID, cur.Kind, cur.ID = tenantID, kind, id
+		if unchanged && len(cur.Outbox) == 0 {
+			// The resource is as read: only its memberships may change, and if
+			// none does, nothing is written.
+			changed, err := s.changeAllMembers(tx, tenantID, kind, id, mc)
+			if err != nil {
+				return err
+			}
+			if !changed {
+				out = cur
+				return nil
+			}
+			mc = nil
+		}
 		cur.Version = prev + 1
 		cur.LastModified = now()
 		var res *gorm.DB
@@ -851,13 +865,8 @@ func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id
 		if res.RowsAffected != 1 {
 			return store.ErrPrecondition
 		}
-		for i := range mc {
-			if kind != store.KindGroup || mc[i].Empty() {
-				continue
-			}
-			if err := s.changeMembers(tx, tenantID, id, &mc[i]); err != nil {
-				return err
-			}
+		if _, err := s.changeAllMembers(tx, tenantID, kind, id, mc); err != nil {
+			return err
 		}
 		if err := s.queue(tx, cur); err != nil {
 			return err
@@ -874,39 +883,103 @@ func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id
 	return out, nil
 }
 
-func (s *Store) changeMembers(tx *gorm.DB, tenantID, groupID string, mc *store.MemberChange) error {
-	if mc.Replace {
-		if err := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND group_id = ?`, tenantID, groupID).Error; err != nil {
-			return s.writeErr(err)
+// changeAllMembers applies a group's membership changes in order and reports
+// whether any membership was added or dropped.
+func (s *Store) changeAllMembers(tx *gorm.DB, tenantID string, kind store.Kind, groupID string, mc []store.MemberChange) (bool, error) {
+	changed := false
+	for i := range mc {
+		if kind != store.KindGroup || mc[i].Empty() {
+			continue
 		}
+		n, err := s.changeMembers(tx, tenantID, groupID, &mc[i])
+		if err != nil {
+			return false, err
+		}
+		changed = changed || n > 0
+	}
+	return changed, nil
+}
+
+// changeMembers applies one step of membership changes and returns how many rows
+// it deleted and inserted. A Replace whose new members are exactly the current
+// ones touches no row.
+func (s *Store) changeMembers(tx *gorm.DB, tenantID, groupID string, mc *store.MemberChange) (int64, error) {
+	var n int64
+	if mc.Replace {
+		if len(mc.Remove) == 0 && mc.RemoveWhere == nil {
+			same, err := s.sameMembers(tx, tenantID, groupID, mc.Add)
+			if err != nil || same {
+				return 0, err
+			}
+		}
+		res := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND group_id = ?`, tenantID, groupID)
+		if res.Error != nil {
+			return 0, s.writeErr(res.Error)
+		}
+		n += res.RowsAffected
 	}
 	for lo := 0; lo < len(mc.Remove); lo += chunk {
 		part := mc.Remove[lo:min(lo+chunk, len(mc.Remove))]
-		if err := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? AND member_id IN ?`, tenantID, groupID, part).Error; err != nil {
-			return s.writeErr(err)
+		res := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? AND member_id IN ?`, tenantID, groupID, part)
+		if res.Error != nil {
+			return 0, s.writeErr(res.Error)
 		}
+		n += res.RowsAffected
 	}
 	if mc.RemoveWhere != nil {
 		cond, args, err := compileMemberFilter(s.d, mc.RemoveWhere)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		args = append([]any{tenantID, groupID}, args...)
-		if err := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? AND (`+cond+`)`, args...).Error; err != nil {
-			return s.writeErr(err)
+		res := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? AND (`+cond+`)`, args...)
+		if res.Error != nil {
+			return 0, s.writeErr(res.Error)
 		}
+		n += res.RowsAffected
 	}
 	if len(mc.Add) > 0 {
-		if _, err := s.addMembers(tx, tenantID, groupID, mc.Add); err != nil {
-			return err
+		_, added, err := s.addMembers(tx, tenantID, groupID, mc.Add)
+		if err != nil {
+			return 0, err
+		}
+		n += added
+	}
+	return n, nil
+}
+
+// sameMembers reports whether the group's members are exactly members.
+func (s *Store) sameMembers(tx *gorm.DB, tenantID, groupID string, members []store.Member) (bool, error) {
+	ids := make([]string, 0, len(members))
+	seen := make(map[string]bool, len(members))
+	for _, m := range members {
+		if !seen[m.Value] {
+			seen[m.Value] = true
+			ids = append(ids, m.Value)
 		}
 	}
-	return nil
+	var total int64
+	if err := tx.Raw(`SELECT count(*) FROM group_members WHERE tenant_id = ? AND group_id = ?`, tenantID, groupID).Scan(&total).Error; err != nil {
+		return false, s.readErr(err)
+	}
+	if total != int64(len(ids)) {
+		return false, nil
+	}
+	var present int64
+	for lo := 0; lo < len(ids); lo += chunk {
+		var n int64
+		part := ids[lo:min(lo+chunk, len(ids))]
+		if err := tx.Raw(`SELECT count(*) FROM group_members WHERE tenant_id = ? AND group_id = ? AND member_id IN ?`, tenantID, groupID, part).Scan(&n).Error; err != nil {
+			return false, s.readErr(err)
+		}
+		present += n
+	}
+	return present == total, nil
 }
 
 // addMembers resolves each member's type from its own row (a member must be a user or
 // group of the same tenant) and inserts the memberships that do not exist yet.
-func (s *Store) addMembers(tx *gorm.DB, tenantID, groupID string, members []store.Member) ([]store.Member, error) {
+func (s *Store) addMembers(tx *gorm.DB, tenantID, groupID string, members []store.Member) ([]store.Member, int64, error) {
 	seen := make(map[string]bool, len(members))
 	ids := make([]string, 0, len(members))
 	for _, m := range members {
@@ -916,7 +989,7 @@ func (s *Store) addMembers(tx *gorm.DB, tenantID, groupID string, members []stor
 		}
 	}
 	if seen[groupID] {
-		return nil, &store.MemberError{Missing: []string{groupID}, Self: true}
+		return nil, 0, &store.MemberError{Missing: []string{groupID}, Self: true}
 	}
 	types := make(map[string]store.Kind, len(ids))
 	for lo := 0; lo < len(ids); lo += chunk {
@@ -928,7 +1001,7 @@ func (s *Store) addMembers(tx *gorm.DB, tenantID, groupID string, members []stor
 			var found []string
 			err := tx.Raw(`SELECT id FROM `+table(kind)+` WHERE tenant_id = ? AND id IN ?`+s.d.ForKeyShare(), tenantID, part).Scan(&found).Error
 			if err != nil {
-				return nil, s.readErr(err)
+				return nil, 0, s.readErr(err)
 			}
 			for _, id := range found {
 				types[id] = kind
@@ -946,9 +1019,10 @@ func (s *Store) addMembers(tx *gorm.DB, tenantID, groupID string, members []stor
 		out = append(out, store.Member{Value: id, Type: k})
 	}
 	if len(missing) > 0 {
-		return nil, &store.MemberError{Missing: missing}
+		return nil, 0, &store.MemberError{Missing: missing}
 	}
 	const perInsert = 200
+	var inserted int64
 	for lo := 0; lo < len(out); lo += perInsert {
 		part := out[lo:min(lo+perInsert, len(out))]
 		var sb strings.Builder
@@ -962,11 +1036,13 @@ func (s *Store) addMembers(tx *gorm.DB, tenantID, groupID string, members []stor
 			args = append(args, tenantID, groupID, m.Value, string(m.Type))
 		}
 		sb.WriteString(` ON CONFLICT DO NOTHING`)
-		if err := tx.Exec(sb.String(), args...).Error; err != nil {
-			return nil, s.writeErr(err)
+		res := tx.Exec(sb.String(), args...)
+		if res.Error != nil {
+			return nil, 0, s.writeErr(res.Error)
 		}
+		inserted += res.RowsAffected
 	}
-	return out, nil
+	return out, inserted, nil
 }
 
 // Delete removes a resource and every membership naming it; the groups that lose a

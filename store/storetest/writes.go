@@ -24,6 +24,8 @@ var writeCases = []contractCase{
 	{"concurrent_if_match_one_wins", writeConcurrentIfMatch},
 	{"update_racing_another_writer", writeUpdateRacing},
 	{"group_update_without_member_change", writeGroupUpdateKeepsMembers},
+	{"update_unchanged_writes_nothing", writeUpdateUnchanged},
+	{"group_update_unchanged_members", writeGroupUpdateUnchanged},
 }
 
 // counter is the nickName of a user used as a counter by the concurrency cases.
@@ -334,4 +336,76 @@ func writeGroupUpdateKeepsMembers(f *fixture) {
 	if ug := f.get(tn.ID, store.KindUser, u.ID).Groups; len(ug) != 1 || ug[0].Display != "team 1" {
 		f.t.Errorf("the member's groups %+v, want the renamed group", ug)
 	}
+}
+
+// writeUpdateUnchanged: an updater returning ErrUnchanged writes nothing: Update
+// answers the resource as read, and neither its version, its modification time nor
+// the audit log moves (RFC 7644 §3.5.2.1).
+func writeUpdateUnchanged(f *fixture) {
+	tn := f.tenant("acme")
+	u := f.user(tn.ID, "alice")
+	before := f.get(tn.ID, store.KindUser, u.ID)
+	r, err := f.st.Update(f.ctx, tn.ID, store.KindUser, u.ID, func(*store.Resource) ([]store.MemberChange, error) {
+		return nil, store.ErrUnchanged
+	})
+	if err != nil {
+		f.t.Fatalf("Update: %v", err)
+	}
+	if r.Version != before.Version || !r.LastModified.Equal(before.LastModified) || r.ID != u.ID {
+		f.t.Errorf("Update answered version %d, lastModified %v; want %d, %v", r.Version, r.LastModified, before.Version, before.LastModified)
+	}
+	f.unchanged(before)
+	if ev := f.events(tn.ID, store.OpUpdate); len(ev) != 0 {
+		f.t.Errorf("update events %s, want none", show(ev))
+	}
+}
+
+// writeGroupUpdateUnchanged: with ErrUnchanged a group's membership changes still
+// apply, and the group is written (new version, one event) only when they add or
+// drop a membership.
+func writeGroupUpdateUnchanged(f *fixture) {
+	m := newMemberFixture(f)
+	m.seed(m.u[0], m.u[1])
+	unchanged := func(changes ...store.MemberChange) store.Updater {
+		return func(*store.Resource) ([]store.MemberChange, error) { return changes, store.ErrUnchanged }
+	}
+	for name, fn := range map[string]store.Updater{
+		"add_existing":       unchanged(store.MemberChange{Add: m.members(m.u[1])}),
+		"remove_absent":      unchanged(store.MemberChange{Remove: []string{m.u[2]}}),
+		"replace_same_set":   unchanged(store.MemberChange{Replace: true, Add: m.members(m.u[1], m.u[0], m.u[1])}),
+		"no_member_changes":  unchanged(),
+		"remove_where_empty": unchanged(store.MemberChange{RemoveWhere: parse(m.t, `value eq "`+m.u[2]+`"`)}),
+	} {
+		before := m.get(m.tenant, store.KindGroup, m.group)
+		events := len(m.events(m.tenant, store.OpUpdate))
+		r, err := m.st.Update(m.ctx, m.tenant, store.KindGroup, m.group, fn)
+		if err != nil {
+			m.t.Fatalf("%s: %v", name, err)
+		}
+		if r.Version != before.Version {
+			m.t.Errorf("%s: version %d, want %d", name, r.Version, before.Version)
+		}
+		m.unchanged(before)
+		if n := len(m.events(m.tenant, store.OpUpdate)); n != events {
+			m.t.Errorf("%s: %d update events, want %d", name, n, events)
+		}
+	}
+	before := m.get(m.tenant, store.KindGroup, m.group)
+	events := len(m.events(m.tenant, store.OpUpdate))
+	r, err := m.st.Update(m.ctx, m.tenant, store.KindGroup, m.group, unchanged(store.MemberChange{Add: m.members(m.u[1], m.u[2])}))
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if r.Version != before.Version+1 {
+		m.t.Errorf("a new member: version %d, want %d", r.Version, before.Version+1)
+	}
+	m.want(m.u[0], m.u[1], m.u[2])
+	if n := len(m.events(m.tenant, store.OpUpdate)); n != events+1 {
+		m.t.Errorf("a new member: %d update events, want %d", n, events+1)
+	}
+	r, err = m.st.Update(m.ctx, m.tenant, store.KindGroup, m.group, unchanged(store.MemberChange{Replace: true, Add: m.members(m.u[0])}))
+	if err != nil || r.Version != before.Version+2 {
+		m.t.Fatalf("replace with fewer: version %v, err %v", r, err)
+	}
+	m.want(m.u[0])
 }
