@@ -1,7 +1,6 @@
 package compat
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,10 +168,7 @@ func (o *onboardingRoutes) batch(w http.ResponseWriter, r *http.Request, patch b
 	if err != nil {
 		return err
 	}
-	if err := scim.CheckJSONDepth(raw, o.c.svc.Limits().MaxJSONDepth); err != nil {
-		return err
-	}
-	users, err := onboardingParse(raw, patch)
+	users, err := onboardingParse(raw, o.c.svc.Limits().MaxJSONDepth, patch)
 	if err != nil {
 		return err
 	}
@@ -312,17 +308,14 @@ type onboardingResource struct {
 	isActive *bool
 }
 
-// onboardingParse decodes and validates a batch. It is pure; every refusal is a 400
-// onboardingError.
-func onboardingParse(raw []byte, patch bool) ([]onboardingUser, error) {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
+// onboardingParse decodes (with scim.DecodeJSON, nesting at most maxDepth levels)
+// and validates a batch. It is pure; every refusal is a 400: a body that is not
+// one JSON value, names a key twice or is not UTF-8 is invalid_json, a NUL character
+// is invalid_request (onboardingFromSCIM), anything else an onboardingError.
+func onboardingParse(raw []byte, maxDepth int, patch bool) ([]onboardingUser, error) {
 	var body any
-	if err := d.Decode(&body); err != nil {
-		return nil, onboardingBad("invalid_json", "the body is not valid JSON: %v", err)
-	}
-	if d.More() {
-		return nil, onboardingBad("invalid_json", "the body has data after its JSON value")
+	if err := scim.DecodeJSON(raw, maxDepth, &body); err != nil {
+		return nil, err
 	}
 	list, ok := body.([]any)
 	if !ok {
