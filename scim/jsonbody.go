@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -53,7 +52,7 @@ func DecodeJSON(raw []byte, maxDepth int, v any) error {
 
 // CheckJSON applies DecodeJSON's checks to raw without decoding it.
 func CheckJSON(raw []byte, maxDepth int) error {
-	s := jsonScanner{b: raw, max: maxDepth}
+	s := jsonScanner{b: raw, max: maxDepth, frames: make([]jsonFrame, 0, 8)}
 	return s.run()
 }
 
@@ -69,19 +68,48 @@ type jsonScanner struct {
 type jsonFrame struct {
 	object bool
 	index  int // the current index of an array
-	// keys are an object's keys so far, as sent (the last is the current one),
-	// folded the same lower-cased; seen indexes folded once there are many.
-	keys   []string
-	folded []string
-	seen   map[string]int
+	// keys are an object's keys so far (the last is the current one); seen indexes
+	// their folded forms once there are many.
+	keys []jsonKey
+	seen map[string]int
 }
 
-// key is the current key of an object frame.
-func (f *jsonFrame) key() string {
-	if len(f.keys) == 0 {
-		return ""
+// jsonKey is one key of an object. A plain key (ASCII, no escapes), the usual
+// kind, is kept as its place in the body and compared ASCII-case-insensitively,
+// without allocating; any other is decoded.
+type jsonKey struct {
+	start, end int    // between the quotes, in the body
+	plain      bool   // ASCII without escapes
+	text       string // decoded, for a key that is not plain
+}
+
+func (s *jsonScanner) name(k jsonKey) string {
+	if k.plain {
+		return string(s.b[k.start:k.end])
 	}
-	return f.keys[len(f.keys)-1]
+	return k.text
+}
+
+func (s *jsonScanner) fold(k jsonKey) string { return strings.ToLower(s.name(k)) }
+
+// sameKey reports whether a and b name the same attribute: equal once lower-cased.
+func (s *jsonScanner) sameKey(a, b jsonKey) bool {
+	if a.plain && b.plain {
+		return asciiEqualFold(s.b[a.start:a.end], s.b[b.start:b.end])
+	}
+	return s.fold(a) == s.fold(b)
+}
+
+func asciiEqualFold(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // manyKeys is the number of keys after which an object's keys are looked up in a
@@ -104,7 +132,7 @@ value:
 			if s.max > 0 && len(s.frames) >= s.max {
 				return s.fail(KindInvalidSyntax, ErrJSONDepth, "the body nests JSON objects and arrays deeper than the limit of %d levels", s.max)
 			}
-			s.frames = append(s.frames, jsonFrame{object: c == '{'})
+			s.push(c == '{')
 			s.i++
 			s.space()
 			if s.i < len(s.b) && (c == '{' && s.b[s.i] == '}' || c == '[' && s.b[s.i] == ']') {
@@ -176,6 +204,17 @@ value:
 	}
 }
 
+// push opens a frame, reusing the memory of one closed before.
+func (s *jsonScanner) push(object bool) {
+	if n := len(s.frames); n < cap(s.frames) {
+		s.frames = s.frames[:n+1]
+		f := &s.frames[n]
+		f.object, f.index, f.keys, f.seen = object, 0, f.keys[:0], nil
+		return
+	}
+	s.frames = append(s.frames, jsonFrame{object: object})
+}
+
 // member reads an object's key and the colon after it, and checks the key against
 // the object's earlier ones.
 func (s *jsonScanner) member() error {
@@ -185,39 +224,45 @@ func (s *jsonScanner) member() error {
 	if s.b[s.i] != '"' {
 		return s.unexpected()
 	}
-	key, err := s.str(true)
+	key, err := s.key()
 	if err != nil {
 		return err
 	}
 	f := &s.frames[len(s.frames)-1]
-	folded := strings.ToLower(key)
 	prev := -1
 	if f.seen != nil {
-		if j, ok := f.seen[folded]; ok {
+		if j, ok := f.seen[s.fold(key)]; ok {
 			prev = j
 		}
 	} else {
-		prev = slices.Index(f.folded, folded)
+		for j := range f.keys {
+			if s.sameKey(f.keys[j], key) {
+				prev = j
+				break
+			}
+		}
 	}
 	if prev >= 0 {
 		where := "at the top level"
 		if p := s.path(len(s.frames) - 1); p != "" {
 			where = "in " + p
 		}
-		if first := f.keys[prev]; first != key {
-			return s.fail(KindInvalidSyntax, ErrJSONDuplicate, "the body names %q and %q %s, which are the same attribute (attribute names are case-insensitive, RFC 7643 §2.1); give each attribute once", first, key, where)
+		if first := s.name(f.keys[prev]); first != s.name(key) {
+			return s.fail(KindInvalidSyntax, ErrJSONDuplicate, "the body names %q and %q %s, which are the same attribute (attribute names are case-insensitive, RFC 7643 §2.1); give each attribute once", first, s.name(key), where)
 		}
-		return s.fail(KindInvalidSyntax, ErrJSONDuplicate, "the body names %q twice %s; give each attribute once", key, where)
+		return s.fail(KindInvalidSyntax, ErrJSONDuplicate, "the body names %q twice %s; give each attribute once", s.name(key), where)
+	}
+	if f.keys == nil {
+		f.keys = make([]jsonKey, 0, 8)
 	}
 	f.keys = append(f.keys, key)
-	f.folded = append(f.folded, folded)
 	switch {
 	case f.seen != nil:
-		f.seen[folded] = len(f.folded) - 1
-	case len(f.folded) > manyKeys:
-		f.seen = make(map[string]int, 2*len(f.folded))
-		for j, k := range f.folded {
-			f.seen[k] = j
+		f.seen[s.fold(key)] = len(f.keys) - 1
+	case len(f.keys) > manyKeys:
+		f.seen = make(map[string]int, 2*len(f.keys))
+		for j, k := range f.keys {
+			f.seen[s.fold(k)] = j
 		}
 	}
 	s.space()
@@ -232,33 +277,47 @@ func (s *jsonScanner) member() error {
 	return nil
 }
 
-// str reads a string at s.i, checking its escapes, its UTF-8 and that it holds no
-// NUL; for a key it returns the decoded string.
-func (s *jsonScanner) str(key bool) (string, error) {
+// key reads an object's key at s.i (a string, checked as str checks it).
+func (s *jsonScanner) key() (jsonKey, error) {
 	start := s.i + 1
-	escaped := false
+	plain, err := s.str(true)
+	if err != nil {
+		return jsonKey{}, err
+	}
+	k := jsonKey{start: start, end: s.i - 1, plain: plain}
+	if !plain {
+		if k.text, err = s.decodeKey(start - 1); err != nil {
+			return jsonKey{}, err
+		}
+	}
+	return k, nil
+}
+
+// decodeKey decodes the checked string from start to s.i.
+func (s *jsonScanner) decodeKey(start int) (string, error) {
+	var text string
+	if err := json.Unmarshal(s.b[start:s.i], &text); err != nil {
+		return "", s.fail(KindInvalidSyntax, ErrJSONSyntax, "the body is not valid JSON: a bad key at byte %d", start)
+	}
+	return text, nil
+}
+
+// str reads a string at s.i, checking its escapes, its UTF-8 and that it holds no
+// NUL, and reports whether it is plain: ASCII without escapes.
+func (s *jsonScanner) str(key bool) (plain bool, err error) {
+	start := s.i + 1
+	plain = true
 	for j := start; j < len(s.b); {
 		c := s.b[j]
 		switch {
 		case c == '"':
 			s.i = j + 1
-			if !key {
-				return "", nil
-			}
-			if !escaped {
-				return string(s.b[start:j]), nil
-			}
-			var out string
-			if err := json.Unmarshal(s.b[start-1:j+1], &out); err != nil {
-				s.i = start - 1
-				return "", s.fail(KindInvalidSyntax, ErrJSONSyntax, "the body is not valid JSON: a bad string at byte %d", start-1)
-			}
-			return out, nil
+			return plain, nil
 		case c == '\\':
-			escaped = true
+			plain = false
 			if j+1 == len(s.b) {
 				s.i = len(s.b)
-				return "", s.early()
+				return false, s.early()
 			}
 			switch s.b[j+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -267,13 +326,13 @@ func (s *jsonScanner) str(key bool) (string, error) {
 				r, ok := hex4(s.b, j+2)
 				if !ok {
 					s.i = j
-					return "", s.fail(KindInvalidSyntax, ErrJSONSyntax, "the body is not valid JSON: a bad \\u escape at byte %d", j)
+					return false, s.fail(KindInvalidSyntax, ErrJSONSyntax, "the body is not valid JSON: a bad \\u escape at byte %d", j)
 				}
 				j += 6
 				switch {
 				case r == 0:
 					s.i = j
-					return "", s.nul(key)
+					return false, s.nul(key)
 				case utf16.IsSurrogate(r):
 					r2, ok := rune(0), false
 					if r < 0xdc00 && j+1 < len(s.b) && s.b[j] == '\\' && s.b[j+1] == 'u' {
@@ -281,33 +340,34 @@ func (s *jsonScanner) str(key bool) (string, error) {
 					}
 					if !ok || utf16.DecodeRune(r, r2) == utf8.RuneError {
 						s.i = j - 6
-						return "", s.fail(KindInvalidSyntax, ErrJSONUnicode, "the body has a \\u escape at byte %d that is half of a UTF-16 surrogate pair, which names no character%s", j-6, s.at(key))
+						return false, s.fail(KindInvalidSyntax, ErrJSONUnicode, "the body has a \\u escape at byte %d that is half of a UTF-16 surrogate pair, which names no character%s", j-6, s.at(key))
 					}
 					j += 6
 				}
 			default:
 				s.i = j
-				return "", s.fail(KindInvalidSyntax, ErrJSONSyntax, "the body is not valid JSON: a bad escape at byte %d", j)
+				return false, s.fail(KindInvalidSyntax, ErrJSONSyntax, "the body is not valid JSON: a bad escape at byte %d", j)
 			}
 		case c < 0x20:
 			s.i = j
 			if c == 0 {
-				return "", s.nul(key)
+				return false, s.nul(key)
 			}
-			return "", s.fail(KindInvalidSyntax, ErrJSONSyntax, "the body is not valid JSON: a control character (byte %d) inside a string at byte %d; escape it", c, j)
+			return false, s.fail(KindInvalidSyntax, ErrJSONSyntax, "the body is not valid JSON: a control character (byte %d) inside a string at byte %d; escape it", c, j)
 		case c < utf8.RuneSelf:
 			j++
 		default:
+			plain = false
 			r, n := utf8.DecodeRune(s.b[j:])
 			if r == utf8.RuneError && n <= 1 {
 				s.i = j
-				return "", s.fail(KindInvalidSyntax, ErrJSONUnicode, "the body is not valid UTF-8 at byte %d%s; send JSON as UTF-8 (RFC 8259 §8.1)", j, s.at(key))
+				return false, s.fail(KindInvalidSyntax, ErrJSONUnicode, "the body is not valid UTF-8 at byte %d%s; send JSON as UTF-8 (RFC 8259 §8.1)", j, s.at(key))
 			}
 			j += n
 		}
 	}
 	s.i = len(s.b)
-	return "", s.early()
+	return false, s.early()
 }
 
 // nul is the refusal of a NUL character in a string or key.
@@ -343,7 +403,9 @@ func (s *jsonScanner) path(n int) string {
 			if b.Len() > 0 {
 				b.WriteByte('.')
 			}
-			b.WriteString(f.key())
+			if len(f.keys) > 0 {
+				b.WriteString(s.name(f.keys[len(f.keys)-1]))
+			}
 		} else {
 			b.WriteString("[" + strconv.Itoa(f.index) + "]")
 		}
