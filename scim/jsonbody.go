@@ -119,7 +119,7 @@ const manyKeys = 16
 func (s *jsonScanner) run() error {
 	s.space()
 	if s.i == len(s.b) {
-		return s.fail(KindInvalidSyntax, ErrJSONSyntax, "the body is empty; send a JSON object")
+		return s.fail(KindInvalidSyntax, ErrJSONSyntax, "the body is empty; send one JSON value")
 	}
 value:
 	for {
