@@ -36,7 +36,7 @@ clean:
 FUZZTIME    ?= 60s
 FUZZ_TARGETS = ./store/gormstore:FuzzCompileFilter ./store/gormstore:FuzzFilterAgrees \
 	./scim:FuzzPatch ./scim:FuzzParseSimpleFilter ./scim:FuzzParseSimplePath ./cmd/scimd:FuzzBodies \
-	./scim/scimhttp:FuzzAppendJSON ./scim:FuzzDecodeStored
+	./scim/scimhttp:FuzzAppendJSON ./scim:FuzzDecodeStored ./scim:FuzzDecodeJSON
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -7,11 +7,9 @@
 package compat
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -154,8 +152,10 @@ func checkJSONContentType(r *http.Request, missingOK bool) error {
 	return nil
 }
 
-// decodeJSON reads a JSON body into v. Bad JSON is a scim.KindInvalidSyntax error
-// with the reason; a body over the limit is errTooLarge.
+// decodeJSON reads a JSON body into v with scim.DecodeJSON: bad JSON, trailing
+// data, a key given twice and invalid UTF-8 are a scim.KindInvalidSyntax error with
+// the reason, a NUL character is scim.KindInvalidValue; a body over the limit is
+// errTooLarge.
 func (c *Compat) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.opts.MaxBodyBytes))
 	if err != nil {
@@ -165,18 +165,7 @@ func (c *Compat) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 		}
 		return &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "cannot read the request body", Err: err}
 	}
-	if err := scim.CheckJSONDepth(raw, c.svc.Limits().MaxJSONDepth); err != nil {
-		return err
-	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	if err := d.Decode(v); err != nil {
-		return &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "the body is not valid JSON of the expected shape: " + err.Error()}
-	}
-	if d.More() {
-		return &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "the body has data after its JSON value"}
-	}
-	return nil
+	return scim.DecodeJSON(raw, c.svc.Limits().MaxJSONDepth, v)
 }
 
 // errTooLarge is a body over Options.MaxBodyBytes; families answer 413.

@@ -1,7 +1,6 @@
 package compat
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,10 +199,7 @@ func (o *onboardingRoutes) batch(w http.ResponseWriter, r *http.Request, patch b
 	if err != nil {
 		return err
 	}
-	if err := scim.CheckJSONDepth(raw, o.c.svc.Limits().MaxJSONDepth); err != nil {
-		return err
-	}
-	users, err := onboardingParse(raw, patch)
+	users, err := onboardingParse(raw, o.c.svc.Limits().MaxJSONDepth, patch)
 	if err != nil {
 		return err
 	}
@@ -398,19 +394,17 @@ func onboardingFail(code, format string, args ...any) *onboardingFailure {
 	return &onboardingFailure{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// onboardingParse decodes and validates a batch. It is pure. The whole request is
-// refused (a 400 onboardingError) only for what leaves no batch to run: a body that
-// is not JSON, not an array of objects, or longer than onboardingMaxUsers, and the
-// vendor's resource rule. Every other problem is the failure of its own entry.
-func onboardingParse(raw []byte, patch bool) ([]onboardingUser, error) {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
+// onboardingParse decodes (with scim.DecodeJSON, nesting at most maxDepth levels)
+// and validates a batch. It is pure. The whole request is refused (a 400) only for
+// what leaves no batch to run: a body that is not one JSON value, names a key twice
+// or is not UTF-8 (invalid_json), holds a NUL character (invalid_request,
+// onboardingFromSCIM), is not an array of objects, or is longer than
+// onboardingMaxUsers, and the vendor's resource rule. Every other problem is the
+// failure of its own entry.
+func onboardingParse(raw []byte, maxDepth int, patch bool) ([]onboardingUser, error) {
 	var body any
-	if err := d.Decode(&body); err != nil {
-		return nil, onboardingBad("invalid_json", "the body is not valid JSON: %v", err)
-	}
-	if d.More() {
-		return nil, onboardingBad("invalid_json", "the body has data after its JSON value")
+	if err := scim.DecodeJSON(raw, maxDepth, &body); err != nil {
+		return nil, err
 	}
 	list, ok := body.([]any)
 	if !ok {

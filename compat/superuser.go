@@ -187,10 +187,10 @@ func (c *Compat) superuserBody(w http.ResponseWriter, r *http.Request) (map[stri
 	}
 	var raw json.RawMessage
 	if err := c.decodeJSON(w, r, &raw); err != nil {
-		if errors.Is(err, errTooLarge) {
-			return nil, scim.Principal{}, err
+		if se := scim.AsError(err); !errors.Is(err, errTooLarge) && se.Kind == scim.KindInvalidSyntax {
+			return nil, scim.Principal{}, superuserBadRequest("invalid_json", "%s", se.Detail)
 		}
-		return nil, scim.Principal{}, superuserBadRequest("invalid_json", "%s", scim.AsError(err).Detail)
+		return nil, scim.Principal{}, err // too large (413), or a NUL (400 invalid_request)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {

@@ -2,6 +2,7 @@ package scim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -14,8 +15,11 @@ import (
 )
 
 // ParseFilter parses a SCIM filter (RFC 7644 §3.4.2.2) of at most maxLen bytes. String
-// values have their JSON escapes decoded (the parser leaves them raw). Any failure is
-// a KindInvalidFilter error.
+// values have their JSON escapes decoded (the parser leaves them raw). A filter that
+// is not valid UTF-8 or holds a NUL character, raw or as a \u0000 escape, is refused
+// before it is parsed or compiled: it can match nothing scimd stores (bodies are
+// refused for the same), and PostgreSQL refuses such text outright. Any failure is a
+// KindInvalidFilter error.
 func ParseFilter(raw string, maxLen int) (e filter.Expression, err error) {
 	if maxLen > 0 && len(raw) > maxLen {
 		return nil, errorf(KindInvalidFilter, "the filter is %d bytes long; the limit is %d", len(raw), maxLen)
@@ -29,8 +33,12 @@ func ParseFilter(raw string, maxLen int) (e filter.Expression, err error) {
 	return parseFilterFull(raw)
 }
 
-// parseFilterFull is ParseFilter through the general parser.
+// parseFilterFull is ParseFilter through the general parser. The fast path reads
+// only valid UTF-8 without control characters, so the text check here covers both.
 func parseFilterFull(raw string) (e filter.Expression, err error) {
+	if err := checkFilterText(raw); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			e, err = nil, errorf(KindInvalidFilter, "the filter %q cannot be parsed", raw)
@@ -376,7 +384,28 @@ func parseSimplePath(s string) (filter.Path, bool) {
 	return p, true
 }
 
-// unescape decodes the JSON escapes (RFC 7159 §7) of every string compare value.
+// checkFilterText refuses filter text that is not valid UTF-8 or holds a NUL.
+func checkFilterText(raw string) error {
+	if !utf8.ValidString(raw) {
+		i := 0
+		for i < len(raw) {
+			r, n := utf8.DecodeRuneInString(raw[i:])
+			if r == utf8.RuneError && n == 1 {
+				break
+			}
+			i += n
+		}
+		return errorf(KindInvalidFilter, "the filter is not valid UTF-8 (at byte %d); send it as UTF-8, percent-encoded in a query string (RFC 3986 §2.5)", i)
+	}
+	if i := strings.IndexByte(raw, 0); i >= 0 {
+		return errorf(KindInvalidFilter, "the filter has a NUL character at byte %d", i)
+	}
+	return nil
+}
+
+// unescape decodes the JSON escapes (RFC 7159 §7) of every string compare value; an
+// escape of NUL (\u0000) or of half a surrogate pair is refused, as in a body
+// (DecodeJSON).
 func unescape(e filter.Expression) error {
 	switch n := e.(type) {
 	case *filter.LogicalExpression:
@@ -393,8 +422,14 @@ func unescape(e filter.Expression) error {
 		if !ok || !strings.Contains(s, `\`) {
 			return nil
 		}
+		quoted := []byte(`"` + s + `"`)
+		if err := CheckJSON(quoted, 0); errors.Is(err, ErrJSONNUL) {
+			return errorf(KindInvalidFilter, "the string %q has a NUL character (\\u0000)", s)
+		} else if errors.Is(err, ErrJSONUnicode) {
+			return errorf(KindInvalidFilter, "the string %q has a \\u escape of half a UTF-16 surrogate pair, which names no character", s)
+		}
 		var out string
-		if err := json.Unmarshal([]byte(`"`+s+`"`), &out); err != nil {
+		if err := json.Unmarshal(quoted, &out); err != nil {
 			return errorf(KindInvalidFilter, "the string %q has an invalid escape", s)
 		}
 		n.CompareValue = out

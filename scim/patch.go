@@ -106,8 +106,12 @@ func (s *Service) Patch(ctx context.Context, tenantID string, kind ResourceKind,
 
 // PatchQueued is Patch that also queues msgs in the outbox in the same transaction.
 func (s *Service) PatchQueued(ctx context.Context, tenantID string, kind ResourceKind, id string, ops []PatchOp, ifMatch string, proj Projection, msgs []Message) (*Resource, error) {
+	nid, err := s.resourceID(kind, id)
+	if err != nil {
+		return nil, err
+	}
 	rt := s.types.Of(kind)
-	written, err := s.st.Update(ctx, tenantID, kind, normID(id), func(cur *store.Resource) ([]store.MemberChange, error) {
+	written, err := s.st.Update(ctx, tenantID, kind, nid, func(cur *store.Resource) ([]store.MemberChange, error) {
 		if err := checkIfMatch(ifMatch, cur.Version); err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/scim2/filter-parser/v2"
 	"go.uber.org/zap"
@@ -162,7 +163,11 @@ func (s *Service) conflict(kind ResourceKind, err error) error {
 
 // Get returns one resource (RFC 7644 §3.4.1) with the derived attributes proj needs.
 func (s *Service) Get(ctx context.Context, tenantID string, kind ResourceKind, id string, proj Projection) (*Resource, error) {
-	sr, err := s.st.Get(ctx, tenantID, kind, normID(id), s.readOpts(kind, proj))
+	nid, err := s.resourceID(kind, id)
+	if err != nil {
+		return nil, err
+	}
+	sr, err := s.st.Get(ctx, tenantID, kind, nid, s.readOpts(kind, proj))
 	if err != nil {
 		return nil, s.notFound(kind, id, err)
 	}
@@ -177,7 +182,11 @@ func (s *Service) Get(ctx context.Context, tenantID string, kind ResourceKind, i
 // (value, type, display and $ref under baseURL; RFC 7643 §4.2), one at a time, so
 // that a group of any size is answered in bounded memory.
 func (s *Service) EachMember(ctx context.Context, tenantID, groupID, baseURL string, fn func(map[string]any) error) error {
-	return s.st.EachMember(ctx, tenantID, normID(groupID), func(m store.Member) error {
+	nid, err := s.resourceID(GroupKind, groupID)
+	if err != nil {
+		return err
+	}
+	return s.st.EachMember(ctx, tenantID, nid, func(m store.Member) error {
 		return fn(withRef(memberAttr(m), baseURL, ""))
 	})
 }
@@ -191,6 +200,17 @@ func (s *Service) notFound(kind ResourceKind, id string, err error) error {
 
 // ids are generated lower-case; a client may send them in any case.
 func normID(id string) string { return strings.ToLower(id) }
+
+// resourceID is normID for the id of a resource a client names (in a URL path). An
+// id that is not valid UTF-8 or holds a NUL character names no resource (scimd
+// assigns ids, RFC 7643 §3.1) and is KindNotFound before it reaches the store,
+// whose PostgreSQL text columns would refuse it.
+func (s *Service) resourceID(kind ResourceKind, id string) (string, error) {
+	if strings.IndexByte(id, 0) >= 0 || !utf8.ValidString(id) {
+		return "", s.notFound(kind, id, store.ErrNotFound)
+	}
+	return normID(id), nil
+}
 
 // ListQuery are the list parameters of RFC 7644 §3.4.2.
 type ListQuery struct {
@@ -320,6 +340,10 @@ func (s *Service) List(ctx context.Context, tenantID string, kind ResourceKind, 
 // is the If-Match header: the write happens only if the stored version matches,
 // checked inside the write's transaction.
 func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKind, id string, body map[string]any, ifMatch string, proj Projection) (*Resource, error) {
+	nid, err := s.resourceID(kind, id)
+	if err != nil {
+		return nil, err
+	}
 	w, err := s.types.parseResource(kind, body, QuirksFrom(ctx), true)
 	if err != nil {
 		return nil, err
@@ -330,7 +354,7 @@ func (s *Service) Replace(ctx context.Context, tenantID string, kind ResourceKin
 			return nil, err
 		}
 	}
-	written, err := s.st.Update(ctx, tenantID, kind, normID(id), func(cur *store.Resource) ([]store.MemberChange, error) {
+	written, err := s.st.Update(ctx, tenantID, kind, nid, func(cur *store.Resource) ([]store.MemberChange, error) {
 		if err := checkIfMatch(ifMatch, cur.Version); err != nil {
 			return nil, err
 		}
@@ -396,9 +420,13 @@ func (s *Service) writeErr(kind ResourceKind, id string, err error) error {
 
 // Delete removes a resource (RFC 7644 §3.6) and every membership naming it.
 func (s *Service) Delete(ctx context.Context, tenantID string, kind ResourceKind, id, ifMatch string) error {
+	nid, err := s.resourceID(kind, id)
+	if err != nil {
+		return err
+	}
 	var want int64
 	if ifMatch != "" && strings.TrimSpace(ifMatch) != "*" {
-		cur, err := s.st.Get(ctx, tenantID, kind, normID(id), store.ReadOptions{})
+		cur, err := s.st.Get(ctx, tenantID, kind, nid, store.ReadOptions{})
 		if err != nil {
 			return s.notFound(kind, id, err)
 		}
@@ -407,7 +435,7 @@ func (s *Service) Delete(ctx context.Context, tenantID string, kind ResourceKind
 		}
 		want = cur.Version
 	}
-	if err := s.st.Delete(ctx, tenantID, kind, normID(id), want); err != nil {
+	if err := s.st.Delete(ctx, tenantID, kind, nid, want); err != nil {
 		return s.writeErr(kind, id, err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package scimhttp
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -179,9 +178,10 @@ func tenant(r *http.Request) string {
 	return p.TenantID
 }
 
-// readBody decodes a JSON object body. Numbers stay json.Number so that integers
-// keep their precision. A body nested deeper than the service's MaxJSONDepth is
-// refused before it is decoded.
+// readBody decodes a JSON object body with scim.DecodeJSON: numbers stay
+// json.Number so that integers keep their precision, and trailing data, duplicate
+// keys, NUL characters, invalid UTF-8 and nesting deeper than the service's
+// MaxJSONDepth are refused before anything is read from it.
 func (s *Server) readBody(r *http.Request) (map[string]any, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -197,19 +197,30 @@ func (s *Server) readBody(r *http.Request) (map[string]any, error) {
 		}
 		return nil, &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "cannot read the request body", Err: err}
 	}
-	if err := scim.CheckJSONDepth(raw, s.svc.Limits().MaxJSONDepth); err != nil {
+	var v any
+	if err := scim.DecodeJSON(raw, s.svc.Limits().MaxJSONDepth, &v); err != nil {
 		return nil, err
 	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var body map[string]any
-	if err := d.Decode(&body); err != nil || body == nil {
-		return nil, &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "the body must be a JSON object: " + jsonProblem(err)}
-	}
-	if d.More() {
-		return nil, &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "the body has data after its JSON object"}
+	body, ok := v.(map[string]any)
+	if !ok {
+		return nil, &scim.Error{Kind: scim.KindInvalidSyntax, Detail: "the body must be a JSON object, not " + jsonKind(v)}
 	}
 	return body, nil
+}
+
+// jsonKind names the JSON type of a decoded value.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	}
+	return "a number"
 }
 
 func jsonProblem(err error) string {
