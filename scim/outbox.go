@@ -371,7 +371,9 @@ func (d *Outbox) use(ctx context.Context, page, secret string, fn func(store.Lin
 		return store.Link{}, AsError(err)
 	}
 	if linkPath(l.Kind) != page {
-		_ = d.st.ReleaseLink(context.WithoutCancel(ctx), l)
+		if rerr := d.st.ReleaseLink(context.WithoutCancel(ctx), l); rerr != nil {
+			d.log.Error("link opened at the wrong page not released", zap.String("message_id", l.Message), zap.Error(rerr))
+		}
 		return store.Link{}, errLinkInvalid(nil)
 	}
 	if err := fn(l); err != nil {

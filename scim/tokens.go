@@ -405,6 +405,10 @@ func (t *Tokens) lookup(ctx context.Context, h [32]byte) (store.Token, error) {
 		return store.Token{}, errorf(KindUnauthorized, "the token is not valid")
 	}
 	if err != nil {
+		// A tenant whose settings cannot be decoded (store.ErrBadSettings) is
+		// KindUnavailable: refused, never served under default settings. Only
+		// accepted rows are cached, and a change to a tenant's settings moves the
+		// token epoch, so a cached principal does not outlive its settings.
 		return store.Token{}, AsError(err)
 	}
 	if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
@@ -431,6 +435,10 @@ func principalOf(tok store.Token) Principal {
 func (t *Tokens) Bootstrap(ctx context.Context, secret string) (string, error) {
 	if secret == "" {
 		ts, err := t.st.ListTenants(ctx)
+		if errors.Is(err, store.ErrBadSettings) {
+			t.log.Error("tenant settings cannot be decoded; its requests are refused", zap.Error(err))
+			return "", nil // there are tenants
+		}
 		if err != nil || len(ts) > 0 {
 			return "", err
 		}
@@ -438,6 +446,12 @@ func (t *Tokens) Bootstrap(ctx context.Context, secret string) (string, error) {
 	tn, err := t.st.TenantByName(ctx, DefaultTenant)
 	if errors.Is(err, store.ErrNotFound) {
 		tn, err = t.CreateTenant(ctx, DefaultTenant)
+	}
+	if errors.Is(err, store.ErrBadSettings) {
+		// The tenant exists; its requests are refused until its settings are
+		// repaired, and the other tenants are served meanwhile.
+		t.log.Error("tenant settings cannot be decoded; its requests are refused", zap.Error(err))
+		return "", nil
 	}
 	if err != nil {
 		return "", AsError(err)

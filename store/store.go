@@ -20,6 +20,10 @@ var (
 	ErrInvalidMember = errors.New("invalid member")
 	// ErrUnavailable is returned when the database cannot be reached.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrBadSettings is in the chain of the error for a tenant whose stored
+	// settings cannot be decoded; the error names the tenant. Such a tenant's
+	// requests are refused rather than served under default settings.
+	ErrBadSettings = errors.New("tenant settings cannot be decoded")
 )
 
 // FilterError explains why a filter was refused; it wraps ErrInvalidFilter.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/scim2/filter-parser/v2"
+	"gorm.io/gorm"
 
 	"github.com/scimd/scimd/schemas"
 	"github.com/scimd/scimd/store"
@@ -57,6 +58,7 @@ var contracts = []struct {
 		{"not_found", tenantNotFound},
 		{"list_ordered_by_name", tenantListOrdered},
 		{"settings", tenantSettings},
+		{"settings_undecodable_is_an_error", tenantSettingsUndecodable},
 	}},
 	{"outbox", []contractCase{
 		{"with_create_and_update", outboxWithWrites},
@@ -1886,6 +1888,50 @@ func tenantSettings(f *fixture) {
 		}
 	}
 	wantErr(f.t, f.st.SetTenantSettings(f.ctx, "no-such-tenant", want), store.ErrNotFound)
+}
+
+// tenantSettingsUndecodable: a settings row that cannot be decoded is an error
+// naming the tenant from every read that returns the settings, never the
+// defaults (which would drop a disabled family, a host list or free access).
+// Another tenant reads as before.
+func tenantSettingsUndecodable(f *fixture) {
+	raw, ok := f.st.(interface{ DB() *gorm.DB })
+	if !ok {
+		f.t.Skip("the store gives no database handle to write a broken row with")
+	}
+	tn, other := f.tenant("acme"), f.tenant("other")
+	if err := f.st.SetTenantSettings(f.ctx, tn.ID, store.TenantSettings{DisabledFamilies: []string{"partner"}}); err != nil {
+		f.t.Fatal(err)
+	}
+	hash := bytes.Repeat([]byte{21}, 32)
+	if _, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: hash, Scopes: []string{"scim"}}); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := raw.DB().WithContext(f.ctx).Exec(`UPDATE tenants SET settings = ? WHERE id = ?`, `{"disabled_families":"partner"`, tn.ID).Error; err != nil {
+		f.t.Fatal(err)
+	}
+	reads := []struct {
+		name string
+		read func() (any, error)
+	}{
+		{"TenantByName", func() (any, error) { return f.st.TenantByName(f.ctx, "acme") }},
+		{"TenantByID", func() (any, error) { return f.st.TenantByID(f.ctx, tn.ID) }},
+		{"ListTenants", func() (any, error) { return f.st.ListTenants(f.ctx) }},
+		{"TokenByHash", func() (any, error) { return f.st.TokenByHash(f.ctx, hash) }},
+	}
+	for _, r := range reads {
+		got, err := r.read()
+		if !errors.Is(err, store.ErrBadSettings) {
+			f.t.Errorf("%s of a tenant with undecodable settings = %+v, %v; want an error wrapping ErrBadSettings", r.name, got, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tn.ID) || !strings.Contains(err.Error(), "acme") {
+			f.t.Errorf("%s: error %q does not name the tenant (%s, acme)", r.name, err, tn.ID)
+		}
+	}
+	if got, err := f.st.TenantByID(f.ctx, other.ID); err != nil || got.Name != "other" {
+		f.t.Errorf("another tenant reads %+v, %v", got, err)
+	}
 }
 
 func outboxWithWrites(f *fixture) {
