@@ -154,6 +154,7 @@ var contracts = []struct {
 		{"pending_outcome_waits", deliveryPendingOutcome},
 		{"retry", deliveryRetry},
 		{"links_single_use", deliveryLinksSingleUse},
+		{"links_one_usable_per_user_and_purpose", deliveryLinksRevoked},
 	}},
 }
 
@@ -2565,6 +2566,80 @@ func deliveryLinksSingleUse(f *fixture) {
 	if wins != 1 || losses != 3 {
 		f.t.Errorf("concurrent uses: %d won, %d lost; want 1 and 3", wins, losses)
 	}
+}
+
+// deliveryLinksRevoked: issuing a link revokes its user's earlier unused links of
+// the same purpose carried by other messages; using one revokes the rest (what two
+// issues racing each other leave); releasing a use restores them. Links of another
+// purpose or another user are left alone.
+func deliveryLinksRevoked(f *fixture) {
+	tn := f.tenant("acme")
+	ob := f.outbox()
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	hash := func(s string) []byte { return bytes.Repeat([]byte(s), 32)[:32] }
+	link := func(h, user, msg, kind, purpose string, created time.Time) store.Link {
+		return store.Link{Hash: hash(h), TenantID: tn.ID, UserID: user, Message: msg, Kind: kind, Purpose: purpose, Created: created, Expires: created.Add(time.Hour)}
+	}
+	create := func(l store.Link) {
+		f.t.Helper()
+		if err := ob.CreateLink(f.ctx, l); err != nil {
+			f.t.Fatalf("CreateLink: %v", err)
+		}
+	}
+	state := func(h string) string {
+		f.t.Helper()
+		l, err := ob.Link(f.ctx, hash(h))
+		if err != nil {
+			f.t.Fatalf("Link %s: %v", h, err)
+		}
+		switch {
+		case l.UsedAt != nil:
+			return "used"
+		case l.RevokedAt != nil:
+			return "revoked"
+		}
+		return "usable"
+	}
+	wantStates := func(step string, want map[string]string) {
+		f.t.Helper()
+		for h, w := range want {
+			if got := state(h); got != w {
+				f.t.Errorf("%s: link %s is %s, want %s", step, h, got, w)
+			}
+		}
+	}
+	create(link("a", "u-1", "m-1", "set_password", "set_password", t0))
+	create(link("v", "u-1", "m-v", "verify_email", "verify_email", t0))
+	create(link("o", "u-2", "m-o", "set_password", "set_password", t0))
+	create(link("b", "u-1", "m-2", "invitation", "set_password", t0.Add(time.Second)))
+	create(link("c", "u-1", "m-2", "invitation", "set_password", t0.Add(2*time.Second))) // a resend of m-2
+	wantStates("after issuing m-2", map[string]string{"a": "revoked", "b": "usable", "c": "usable", "v": "usable", "o": "usable"})
+	if l, _ := ob.Link(f.ctx, hash("b")); l.Purpose != "set_password" || l.RevokedAt != nil {
+		f.t.Errorf("Link b = %+v", l)
+	}
+	_, err := ob.UseLink(f.ctx, hash("a"), time.Now())
+	wantErr(f.t, err, store.ErrNotFound) // revoked
+
+	// Two issues that raced each other leave two usable links; using one revokes
+	// the other.
+	create(link("d", "u-3", "m-3", "set_password", "set_password", t0))
+	create(link("e", "u-3", "m-4", "set_password", "set_password", t0))
+	raw, ok := f.st.(interface{ DB() *gorm.DB })
+	if !ok {
+		f.t.Skip("the store gives no database handle to stage a race with")
+	}
+	if err := raw.DB().WithContext(f.ctx).Exec(`UPDATE account_links SET revoked_at = NULL WHERE user_id = 'u-3'`).Error; err != nil {
+		f.t.Fatal(err)
+	}
+	used, err := ob.UseLink(f.ctx, hash("e"), time.Now())
+	if err != nil {
+		f.t.Fatalf("UseLink e: %v", err)
+	}
+	wantStates("after using e", map[string]string{"d": "revoked", "e": "used", "b": "usable"})
+	if err := ob.ReleaseLink(f.ctx, used); err != nil {
+		f.t.Fatalf("ReleaseLink: %v", err)
+	}
+	wantStates("after releasing e", map[string]string{"d": "usable", "e": "usable"})
 }
 
 func tokenRevoke(f *fixture) {
