@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -97,9 +96,6 @@ type OutboxOptions struct {
 	Unconfigured time.Duration
 	// LinkTTL is how long a link stays valid (default 72 hours).
 	LinkTTL time.Duration
-	// PasswordMinLength is the shortest password the set-password page accepts
-	// (default 8).
-	PasswordMinLength int
 }
 
 func (o OutboxOptions) withDefaults() OutboxOptions {
@@ -113,9 +109,6 @@ func (o OutboxOptions) withDefaults() OutboxOptions {
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 8
-	}
-	if o.PasswordMinLength <= 0 {
-		o.PasswordMinLength = 8
 	}
 	def(&o.Lease, 2*time.Minute)
 	def(&o.Poll, 5*time.Second)
@@ -377,16 +370,13 @@ func (d *Outbox) CheckLink(ctx context.Context, page, secret string) (LinkInfo, 
 	return LinkInfo{Kind: l.Kind, TenantName: tn.Name, Expires: l.Expires}, nil
 }
 
-// CheckPassword applies the password policy; the detail is safe to show.
-func (d *Outbox) CheckPassword(pw string) error {
-	if n := utf8.RuneCountInString(pw); n < d.o.PasswordMinLength {
-		return errorf(KindInvalidValue, "the password must be at least %d characters long", d.o.PasswordMinLength)
-	}
-	if len(pw) > 1024 {
-		return errorf(KindInvalidValue, "the password must be at most 1024 bytes long")
-	}
-	return nil
-}
+// CheckPassword applies the service's password policy (see CheckPassword); the
+// detail is safe to show.
+func (d *Outbox) CheckPassword(pw string) error { return d.svc.CheckPassword(pw) }
+
+// PasswordMinLength is the shortest password the set-password page accepts: the
+// service's.
+func (d *Outbox) PasswordMinLength() int { return d.svc.passwordMinLength() }
 
 // use consumes a link for page, runs fn with it, and gives the link back when fn
 // fails, so that a failure on scimd's side does not burn the user's link.

@@ -179,7 +179,7 @@ func (h *Handler) formExpired(w http.ResponseWriter) {
 
 func (h *Handler) passwordView(w http.ResponseWriter, r *http.Request, token string, li scim.LinkInfo) view {
 	return view{Title: "Set your password", Tenant: li.TenantName, Action: scim.SetPasswordPath, Token: token,
-		CSRF: h.csrf(h.formCookie(w, r), token), Form: "password", MinLen: h.ob.Options().PasswordMinLength,
+		CSRF: h.csrf(h.formCookie(w, r), token), Form: "password", MinLen: h.ob.PasswordMinLength(),
 		Expires: li.Expires.UTC().Format("2 January 2006 at 15:04 UTC")}
 }
 
