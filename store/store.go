@@ -126,8 +126,7 @@ type Token struct {
 	// Profile names the client dialect the token's requests are read with
 	// ("" is the default).
 	Profile string
-	// Sandbox marks a token that may not change production data through the
-	// compatibility routes.
+	// Sandbox marks a read-only token: it may not change data through any route.
 	Sandbox bool
 	// ExpiresAt, when set, is when the token stops working.
 	ExpiresAt *time.Time
