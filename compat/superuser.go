@@ -7,15 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/auth"
 	"github.com/scimd/scimd/scim/middleware"
 )
-
-// superuserMinPassword is the vendor's minimum password length, in characters.
-const superuserMinPassword = 8
 
 // superuserVerifyEmail is the outbox message kind of an email verification.
 const superuserVerifyEmail = "verify_email"
@@ -253,14 +249,15 @@ func parseSuperuserNewUser(fields map[string]json.RawMessage) (superuserNewUser,
 // messages to queue with it: userName and a primary work email from the normalized
 // email, name.givenName/familyName (left out when empty), the password, and the scimd
 // extension's emailVerified. An unconfirmed account gets a verify_email message to
-// its address. It checks the email and the password's minimum length.
-func superuserUser(in superuserNewUser) (map[string]any, []scim.Message, error) {
+// its address. It checks the email and the password against the server's
+// password policy (svc.CheckPassword).
+func superuserUser(in superuserNewUser, svc *scim.Service) (map[string]any, []scim.Message, error) {
 	email, err := NormalizeEmail(in.Email)
 	if err != nil {
 		return nil, nil, err
 	}
-	if utf8.RuneCountInString(in.Password) < superuserMinPassword {
-		return nil, nil, superuserBadRequest("invalid_password", "password must be at least %d characters long", superuserMinPassword)
+	if err := svc.CheckPassword(in.Password); err != nil {
+		return nil, nil, superuserBadRequest("invalid_password", "%s", scim.AsError(err).Detail)
 	}
 	body := userBody(email)
 	first, last := strings.TrimSpace(in.FirstName), strings.TrimSpace(in.LastName)
@@ -303,7 +300,7 @@ func (c *Compat) superuserCreateUser(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	body, msgs, err := superuserUser(in)
+	body, msgs, err := superuserUser(in, c.svc)
 	if err != nil {
 		return err
 	}

@@ -101,6 +101,10 @@ func AsError(err error) *Error {
 		return &Error{Kind: KindPrecondition, Detail: "the resource was changed by someone else; read it again and retry", Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Kind: KindUnavailable, Detail: "the request did not finish within the server's time limit; retry later, or ask for less (a smaller count, fewer operations)", Err: err}
+	case errors.Is(err, store.ErrBadSettings):
+		// The error names the tenant for the log; the client learns only that its
+		// tenant cannot be served (never under default settings).
+		return &Error{Kind: KindUnavailable, Detail: "the tenant's settings cannot be read; the server's operator must repair them", Err: err}
 	case errors.Is(err, store.ErrUnavailable):
 		return &Error{Kind: KindUnavailable, Detail: "the database is unavailable; retry later", Err: err}
 	}

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -97,9 +96,6 @@ type OutboxOptions struct {
 	Unconfigured time.Duration
 	// LinkTTL is how long a link stays valid (default 72 hours).
 	LinkTTL time.Duration
-	// PasswordMinLength is the shortest password the set-password page accepts
-	// (default 8).
-	PasswordMinLength int
 }
 
 func (o OutboxOptions) withDefaults() OutboxOptions {
@@ -113,9 +109,6 @@ func (o OutboxOptions) withDefaults() OutboxOptions {
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 8
-	}
-	if o.PasswordMinLength <= 0 {
-		o.PasswordMinLength = 8
 	}
 	def(&o.Lease, 2*time.Minute)
 	def(&o.Poll, 5*time.Second)
@@ -237,8 +230,10 @@ func (d *Outbox) send(ctx context.Context, m Message, messageID string) error {
 		}
 		t := time.Now().UTC().Truncate(time.Microsecond)
 		l.Expires = t.Add(d.o.LinkTTL)
+		// Issuing the link revokes the user's earlier unused links of the same
+		// purpose: only the newest message's link sets a password.
 		if err := d.st.CreateLink(ctx, store.Link{Hash: hash, TenantID: m.TenantID, UserID: m.UserID, Message: m.ID,
-			Kind: m.Kind, Created: t, Expires: l.Expires}); err != nil {
+			Kind: m.Kind, Purpose: linkPurpose(m.Kind), Created: t, Expires: l.Expires}); err != nil {
 			return err
 		}
 		l.Link = d.o.BaseURL + path + "?token=" + url.QueryEscape(secret)
@@ -255,6 +250,16 @@ func linkPath(kind string) string {
 		return VerifyEmailPath
 	}
 	return ""
+}
+
+// linkPurpose groups the kinds whose links do the same thing: an invitation's link
+// sets a password as a set-password message's does. A user has at most one usable
+// link per purpose.
+func linkPurpose(kind string) string {
+	if kind == MessageInvitation {
+		return MessageSetPassword
+	}
+	return kind
 }
 
 func newLinkSecret() (secret string, hash []byte, err error) {
@@ -320,8 +325,19 @@ func errLinkInvalid(err error) error {
 	return &Error{Kind: KindNotFound, Detail: "this link is not valid any more: it was used already, it expired, or it is incomplete", Err: err}
 }
 
+// ErrLinkReplaced is in the chain of the error for a link that a newer link of
+// the same purpose replaced (or another link of its user was used), so that a page
+// can say so.
+var ErrLinkReplaced = errors.New("link replaced")
+
+// errLinkReplaced is a link revoked by a newer one; only its holder can learn
+// that, as only the holder has the secret.
+func errLinkReplaced() error {
+	return &Error{Kind: KindNotFound, Detail: "this link was replaced by a newer one: use the link in the most recent message", Err: ErrLinkReplaced}
+}
+
 // CheckLink tells whether secret is a link that can still be used for page (the
-// path it was opened at).
+// path it was opened at): not used, revoked or expired, and its user still exists.
 func (d *Outbox) CheckLink(ctx context.Context, page, secret string) (LinkInfo, error) {
 	if secret == "" {
 		return LinkInfo{}, errLinkInvalid(nil)
@@ -333,8 +349,19 @@ func (d *Outbox) CheckLink(ctx context.Context, page, secret string) (LinkInfo, 
 	if err != nil {
 		return LinkInfo{}, AsError(err)
 	}
-	if l.UsedAt != nil || !time.Now().Before(l.Expires) || linkPath(l.Kind) != page {
+	if linkPath(l.Kind) != page {
 		return LinkInfo{}, errLinkInvalid(nil)
+	}
+	if l.UsedAt == nil && l.RevokedAt != nil {
+		return LinkInfo{}, errLinkReplaced()
+	}
+	if l.UsedAt != nil || !time.Now().Before(l.Expires) {
+		return LinkInfo{}, errLinkInvalid(nil)
+	}
+	if _, err := d.svc.st.Get(ctx, l.TenantID, store.KindUser, l.UserID, store.ReadOptions{}); errors.Is(err, store.ErrNotFound) {
+		return LinkInfo{}, errLinkInvalid(err) // the user was deleted
+	} else if err != nil {
+		return LinkInfo{}, AsError(err)
 	}
 	tn, err := d.st.TenantByID(ctx, l.TenantID)
 	if err != nil {
@@ -343,16 +370,13 @@ func (d *Outbox) CheckLink(ctx context.Context, page, secret string) (LinkInfo, 
 	return LinkInfo{Kind: l.Kind, TenantName: tn.Name, Expires: l.Expires}, nil
 }
 
-// CheckPassword applies the password policy; the detail is safe to show.
-func (d *Outbox) CheckPassword(pw string) error {
-	if n := utf8.RuneCountInString(pw); n < d.o.PasswordMinLength {
-		return errorf(KindInvalidValue, "the password must be at least %d characters long", d.o.PasswordMinLength)
-	}
-	if len(pw) > 1024 {
-		return errorf(KindInvalidValue, "the password must be at most 1024 bytes long")
-	}
-	return nil
-}
+// CheckPassword applies the service's password policy (see CheckPassword); the
+// detail is safe to show.
+func (d *Outbox) CheckPassword(pw string) error { return d.svc.CheckPassword(pw) }
+
+// PasswordMinLength is the shortest password the set-password page accepts: the
+// service's.
+func (d *Outbox) PasswordMinLength() int { return d.svc.passwordMinLength() }
 
 // use consumes a link for page, runs fn with it, and gives the link back when fn
 // fails, so that a failure on scimd's side does not burn the user's link.
@@ -371,7 +395,9 @@ func (d *Outbox) use(ctx context.Context, page, secret string, fn func(store.Lin
 		return store.Link{}, AsError(err)
 	}
 	if linkPath(l.Kind) != page {
-		_ = d.st.ReleaseLink(context.WithoutCancel(ctx), l)
+		if rerr := d.st.ReleaseLink(context.WithoutCancel(ctx), l); rerr != nil {
+			d.log.Error("link opened at the wrong page not released", zap.String("message_id", l.Message), zap.Error(rerr))
+		}
 		return store.Link{}, errLinkInvalid(nil)
 	}
 	if err := fn(l); err != nil {

@@ -55,12 +55,55 @@ type Limits struct {
 	// without members), so that PATCH requests cannot grow a resource past what one
 	// request could carry back.
 	MaxResourceBytes int
+	// PasswordMinLength is the shortest password any route accepts, in characters
+	// (see CheckPassword).
+	PasswordMinLength int
 }
 
 // DefaultLimits are the limits scimd runs with unless configured otherwise.
 func DefaultLimits() Limits {
 	return Limits{MaxResults: 1000, DefaultCount: 100, MaxFilterLength: 4096, MaxOperations: 1000, BcryptCost: bcrypt.DefaultCost,
-		CursorTimeout: time.Hour, MaxFilterDepth: 16, MaxJSONDepth: 32, MaxResourceBytes: 1 << 20}
+		CursorTimeout: time.Hour, MaxFilterDepth: 16, MaxJSONDepth: 32, MaxResourceBytes: 1 << 20, PasswordMinLength: DefaultPasswordMinLength}
+}
+
+// DefaultPasswordMinLength is the shortest password accepted unless configured
+// otherwise (--password-min-length).
+const DefaultPasswordMinLength = 8
+
+// MaxPasswordBytes is the longest password accepted, in bytes: bcrypt reads no
+// further, so a longer one would be stored as its first 72 bytes.
+const MaxPasswordBytes = 72
+
+// CheckPassword is scimd's one password policy, applied by every route that takes
+// a password (SCIM POST, PUT and PATCH of password and Bulk, the compatibility
+// routes, the set-password page): at least minLength characters (Unicode code
+// points) and at most MaxPasswordBytes bytes of UTF-8. A password that fails it is
+// KindInvalidValue (RFC 7644 §3.12 invalidValue; RFC 7643 §4.1.1 leaves password
+// policy to the service provider), with a detail safe to show.
+func CheckPassword(pw string, minLength int) error {
+	if pw == "" {
+		return errorf(KindInvalidValue, "password must not be empty")
+	}
+	if utf8.RuneCountInString(pw) < minLength {
+		return errorf(KindInvalidValue, "the password must be at least %d characters long", minLength)
+	}
+	if len(pw) > MaxPasswordBytes {
+		return errorf(KindInvalidValue, "the password is longer than %d bytes, the most the password hash reads", MaxPasswordBytes)
+	}
+	return nil
+}
+
+// CheckPassword applies the password policy (the package's CheckPassword) with
+// the service's minimum length.
+func (s *Service) CheckPassword(pw string) error {
+	return CheckPassword(pw, s.passwordMinLength())
+}
+
+func (s *Service) passwordMinLength() int {
+	if s.limits.PasswordMinLength > 0 {
+		return s.limits.PasswordMinLength
+	}
+	return DefaultPasswordMinLength
 }
 
 // maxPageHints bounds how many index-paging walks are continued by keyset at once
@@ -461,8 +504,8 @@ func checkIfMatch(header string, version int64) error {
 }
 
 func (s *Service) hash(password string) (string, error) {
-	if password == "" {
-		return "", errorf(KindInvalidValue, "password must not be empty")
+	if err := s.CheckPassword(password); err != nil {
+		return "", err
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(password), s.limits.BcryptCost)
 	if err != nil {

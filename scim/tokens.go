@@ -67,7 +67,7 @@ type Principal struct {
 	UserID string
 	// Profile is the client profile of the token (see Quirks).
 	Profile string
-	// Sandbox is set for sandbox tokens.
+	// Sandbox is set for sandbox tokens, which are read-only (see MayChange).
 	Sandbox bool
 	// Tenant is the token's tenant (id, name and settings, without its creation
 	// time), read with the token, so routes that consult its settings need no
@@ -77,6 +77,21 @@ type Principal struct {
 
 // Has reports whether the principal holds scope.
 func (p Principal) Has(scope string) bool { return slices.Contains(p.Scopes, scope) }
+
+// ErrSandboxReadOnly is in the chain of the error a sandbox token gets for a
+// change.
+var ErrSandboxReadOnly = errors.New("sandbox tokens are read-only")
+
+// MayChange refuses a sandbox token a request that changes data: sandbox tokens
+// are read-only on every route family (SCIM, its Bulk and /Me, the compatibility
+// APIs, the admin API); searches and other reads are allowed. The error is
+// KindForbidden (403); the compatibility families answer it in their own shapes.
+func (p Principal) MayChange() error {
+	if p.Sandbox {
+		return &Error{Kind: KindForbidden, Detail: "sandbox tokens are read-only: this token may read but not change data; use a token made without --sandbox", Err: ErrSandboxReadOnly}
+	}
+	return nil
+}
 
 // Tokens manages tenants and API tokens. Secrets are random, shown once, and stored
 // only as their SHA-256.
@@ -238,7 +253,7 @@ type TokenOptions struct {
 	// Profile is the client profile its requests are read with: rfc-tolerant
 	// (the default; "lenient" is its former name), strict, okta or entra.
 	Profile string
-	// Sandbox marks a token the compatibility routes refuse for changes.
+	// Sandbox marks a read-only token: every route family refuses it for changes.
 	Sandbox bool
 	// Key32 makes the random secret a 32-character key, the form some vendor APIs
 	// expect, instead of the default scimd_… token.
@@ -405,6 +420,10 @@ func (t *Tokens) lookup(ctx context.Context, h [32]byte) (store.Token, error) {
 		return store.Token{}, errorf(KindUnauthorized, "the token is not valid")
 	}
 	if err != nil {
+		// A tenant whose settings cannot be decoded (store.ErrBadSettings) is
+		// KindUnavailable: refused, never served under default settings. Only
+		// accepted rows are cached, and a change to a tenant's settings moves the
+		// token epoch, so a cached principal does not outlive its settings.
 		return store.Token{}, AsError(err)
 	}
 	if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
@@ -431,6 +450,10 @@ func principalOf(tok store.Token) Principal {
 func (t *Tokens) Bootstrap(ctx context.Context, secret string) (string, error) {
 	if secret == "" {
 		ts, err := t.st.ListTenants(ctx)
+		if errors.Is(err, store.ErrBadSettings) {
+			t.log.Error("tenant settings cannot be decoded; its requests are refused", zap.Error(err))
+			return "", nil // there are tenants
+		}
 		if err != nil || len(ts) > 0 {
 			return "", err
 		}
@@ -438,6 +461,12 @@ func (t *Tokens) Bootstrap(ctx context.Context, secret string) (string, error) {
 	tn, err := t.st.TenantByName(ctx, DefaultTenant)
 	if errors.Is(err, store.ErrNotFound) {
 		tn, err = t.CreateTenant(ctx, DefaultTenant)
+	}
+	if errors.Is(err, store.ErrBadSettings) {
+		// The tenant exists; its requests are refused until its settings are
+		// repaired, and the other tenants are served meanwhile.
+		t.log.Error("tenant settings cannot be decoded; its requests are refused", zap.Error(err))
+		return "", nil
 	}
 	if err != nil {
 		return "", AsError(err)

@@ -20,6 +20,10 @@ var (
 	ErrInvalidMember = errors.New("invalid member")
 	// ErrUnavailable is returned when the database cannot be reached.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrBadSettings is in the chain of the error for a tenant whose stored
+	// settings cannot be decoded; the error names the tenant. Such a tenant's
+	// requests are refused rather than served under default settings.
+	ErrBadSettings = errors.New("tenant settings cannot be decoded")
 )
 
 // FilterError explains why a filter was refused; it wraps ErrInvalidFilter.
@@ -123,8 +127,7 @@ type Token struct {
 	// Profile names the client dialect the token's requests are read with
 	// ("" is the default).
 	Profile string
-	// Sandbox marks a token that may not change production data through the
-	// compatibility routes.
+	// Sandbox marks a read-only token: it may not change data through any route.
 	Sandbox bool
 	// ExpiresAt, when set, is when the token stops working.
 	ExpiresAt *time.Time
@@ -268,9 +271,15 @@ type Link struct {
 	// Message is the id of the outbox message the link was sent with.
 	Message string
 	Kind    string
+	// Purpose groups the kinds whose links do the same thing (set a password,
+	// verify an email); a user has at most one usable link per purpose.
+	Purpose string
 	Created time.Time
 	Expires time.Time
 	UsedAt  *time.Time
+	// RevokedAt is when a newer link of the same user and purpose was issued, or
+	// another was used; nil while it was not.
+	RevokedAt *time.Time
 }
 
 // OutboxStore delivers outbox messages and keeps the links they carry.
@@ -291,15 +300,18 @@ type OutboxStore interface {
 	// RetryMessage makes a failed (or pending) message due at once with its
 	// attempts reset; a sent or unknown one is ErrNotFound.
 	RetryMessage(ctx context.Context, id string) error
-	// CreateLink stores a link.
+	// CreateLink stores a link and, in the same transaction, revokes the unused
+	// links of the same user and purpose that other messages carry.
 	CreateLink(ctx context.Context, l Link) error
 	// Link finds a link by hash, used or not; ErrNotFound if there is none.
 	Link(ctx context.Context, hash []byte) (Link, error)
-	// UseLink marks an unused link that has not expired at at used, together with
-	// every other link of its message, and returns it; otherwise ErrNotFound.
+	// UseLink marks an unused, unrevoked link that has not expired at at used,
+	// together with every other link of its message, revokes the unused links of
+	// the same user and purpose that other messages carry, all in one
+	// transaction, and returns it; otherwise ErrNotFound.
 	UseLink(ctx context.Context, hash []byte, at time.Time) (Link, error)
-	// ReleaseLink gives the links of the message back after UseLink when what the
-	// link was for could not be done.
+	// ReleaseLink undoes UseLink (the use and the revocations it made) when what
+	// the link was for could not be done.
 	ReleaseLink(ctx context.Context, l Link) error
 }
 

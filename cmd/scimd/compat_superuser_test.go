@@ -566,7 +566,7 @@ func TestSuperuserBadInput(t *testing.T) {
 			{"missing_password", "/api/v1/create_user", `{"key": ` + key + `, "email": "ok@example.com"}`, 400, "invalid_password"},
 			{"short_password", "/api/v1/create_user", `{"key": ` + key + `, "email": "ok@example.com", "password": "seven77"}`, 400, "invalid_password"},
 			{"short_unicode_password", "/api/v1/create_user", `{"key": ` + key + `, "email": "ok@example.com", "password": "äöüäöüä"}`, 400, "invalid_password"},
-			{"password_over_72_bytes", "/api/v1/create_user", `{"key": ` + key + `, "email": "ok@example.com", "password": "` + strings.Repeat("p", 73) + `"}`, 400, "invalid_request"},
+			{"password_over_72_bytes", "/api/v1/create_user", `{"key": ` + key + `, "email": "ok@example.com", "password": "` + strings.Repeat("p", 73) + `"}`, 400, "invalid_password"},
 			{"delete/empty_body", "/api/v1/delete_user", "", 400, "invalid_json"},
 			{"delete/malformed", "/api/v1/delete_user", `{"key": ` + key + `, "email": `, 400, "invalid_json"},
 			{"delete/email_number", "/api/v1/delete_user", `{"key": ` + key + `, "email": 1}`, 400, "invalid_request"},

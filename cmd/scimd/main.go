@@ -42,7 +42,8 @@ Usage:
         [--user USER_ID]                       bind it to a user of the tenant, for /scim/v2/Me
         [--profile P]                          client profile: rfc-tolerant (default; lenient is
                                                its former name), strict, okta, entra
-        [--sandbox] [--format token|key32]     a sandbox token; a 32-character key
+        [--sandbox] [--format token|key32]     a read-only token (every route refuses it changes);
+                                               or a 32-character key
         [--expires-in 90d | --expires-at T]    when it stops working (default: never)
   scimd token list [--tenant NAME]             list tokens: scopes, expiry, last use; never secrets
   scimd token revoke --tenant NAME ID          revoke a token (its id from token list)
@@ -249,7 +250,7 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&tenant, "tenant", "", "tenant the token acts for (required)")
 	fs.StringVar(&scopes, "scope", scim.ScopeSCIM, "comma-separated scopes: scim, compat, admin, audit")
 	fs.StringVar(&userID, "user", "", "id of a user of the tenant whom /scim/v2/Me stands for (optional)")
-	fs.BoolVar(&sandbox, "sandbox", false, "a sandbox token: the compatibility routes refuse it for changes")
+	fs.BoolVar(&sandbox, "sandbox", false, "a sandbox token: read-only on every route (SCIM, Bulk, /Me, the compatibility and admin APIs refuse it any change with 403)")
 	fs.StringVar(&format, "format", "token", "token (scimd_…, the default) or key32 (a 32-character key)")
 	fs.StringVar(&profile, "profile", scim.ProfileTolerant, "client profile the token's requests are read with: "+strings.Join(scim.Profiles, ", ")+" (lenient, the default's former name, is read as rfc-tolerant)")
 	st, _, err := setup(ctx, fs, &c, args[1:], false, stderr)

@@ -34,8 +34,8 @@ func mailFlags(fs *flag.FlagSet, c *Config) {
 		"PEM file of the certificate authorities the SMTP server's certificate must chain to, instead of the system's (env SCIMD_SMTP_CA_FILE)")
 	fs.StringVar(&c.MailFrom, "mail-from", envOr("SCIMD_MAIL_FROM", ""),
 		`From address of messages, e.g. "Example <no-reply@example.com>" (env SCIMD_MAIL_FROM)`)
-	fs.IntVar(&c.PasswordMinLength, "password-min-length", int(envInt("SCIMD_PASSWORD_MIN_LENGTH", 8)),
-		"shortest password the set-password page accepts (env SCIMD_PASSWORD_MIN_LENGTH)")
+	fs.IntVar(&c.PasswordMinLength, "password-min-length", int(envInt("SCIMD_PASSWORD_MIN_LENGTH", scim.DefaultPasswordMinLength)),
+		"shortest password, in characters, that every route taking one accepts: SCIM and Bulk, the compatibility APIs and the set-password page (env SCIMD_PASSWORD_MIN_LENGTH)")
 	c.SMTPPassword = os.Getenv("SCIMD_SMTP_PASSWORD")
 }
 
@@ -47,8 +47,9 @@ func (c *Config) validateMail() []error {
 	default:
 		errs = append(errs, fmt.Errorf("--smtp-tls %q: use none, starttls or tls", c.SMTPTLS))
 	}
-	if c.PasswordMinLength < 1 || c.PasswordMinLength > 128 {
-		errs = append(errs, errors.New("--password-min-length must be an integer from 1 to 128"))
+	if c.PasswordMinLength < 1 || c.PasswordMinLength > scim.MaxPasswordBytes {
+		// A longer minimum could not be met within bcrypt's 72 bytes.
+		errs = append(errs, fmt.Errorf("--password-min-length must be an integer from 1 to %d (passwords are at most %d bytes)", scim.MaxPasswordBytes, scim.MaxPasswordBytes))
 	}
 	if c.SMTPAddr == "" {
 		return errs
@@ -104,7 +105,7 @@ func newOutbox(c *Config, st *gormstore.Store, svc *scim.Service, log *zap.Logge
 	} else {
 		log.Warn("no SMTP server configured (--smtp-addr): messages stay pending and are logged without their links")
 	}
-	return scim.NewOutbox(st, svc, m, log, scim.OutboxOptions{BaseURL: c.BaseURL, PasswordMinLength: c.PasswordMinLength}), nil
+	return scim.NewOutbox(st, svc, m, log, scim.OutboxOptions{BaseURL: c.BaseURL}), nil
 }
 
 // accountPages returns the set-password and verify-email pages, their form key

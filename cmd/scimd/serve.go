@@ -81,6 +81,7 @@ Try it:
 	limits.MaxResults = c.MaxResults
 	// A resource is never larger than a request could carry back in a PUT.
 	limits.MaxResourceBytes = int(c.MaxBodyBytes)
+	limits.PasswordMinLength = c.PasswordMinLength
 	svc := scim.NewService(st, log, scim.WithLimits(limits))
 	// The task worker (large onboarding batches): stopping lets the entry in
 	// progress finish and releases its other claimed entries to the next worker.

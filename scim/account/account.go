@@ -113,10 +113,12 @@ func (h *Handler) wrap(fn func(w http.ResponseWriter, r *http.Request) error) ht
 // server's side (logged with the request id, never with the link).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := scim.AsError(err)
-	switch e.Kind {
-	case scim.KindNotFound:
+	switch {
+	case errors.Is(err, scim.ErrLinkReplaced):
+		h.render(w, http.StatusGone, view{Title: "Link replaced", Message: "This link was replaced by a newer one: a more recent message was sent to you, or another link was used. Use the link in your most recent message."})
+	case e.Kind == scim.KindNotFound:
 		h.render(w, http.StatusGone, view{Title: "Link not valid", Message: "This link is not valid any more: it was used already, it expired, or it is incomplete. Ask for a new message."})
-	case scim.KindUnavailable:
+	case e.Kind == scim.KindUnavailable:
 		h.log.Warn("account page unavailable", zap.String("request_id", middleware.RequestID(r.Context())), zap.Error(err))
 		h.render(w, http.StatusServiceUnavailable, view{Title: "Try again later", Message: "The service is unavailable at the moment. Please try again in a few minutes."})
 	default:
@@ -177,7 +179,7 @@ func (h *Handler) formExpired(w http.ResponseWriter) {
 
 func (h *Handler) passwordView(w http.ResponseWriter, r *http.Request, token string, li scim.LinkInfo) view {
 	return view{Title: "Set your password", Tenant: li.TenantName, Action: scim.SetPasswordPath, Token: token,
-		CSRF: h.csrf(h.formCookie(w, r), token), Form: "password", MinLen: h.ob.Options().PasswordMinLength,
+		CSRF: h.csrf(h.formCookie(w, r), token), Form: "password", MinLen: h.ob.PasswordMinLength(),
 		Expires: li.Expires.UTC().Format("2 January 2006 at 15:04 UTC")}
 }
 

@@ -68,6 +68,13 @@ func (s *Server) route(method string, h func(w http.ResponseWriter, r *http.Requ
 			s.writeError(w, r, &scim.Error{Kind: scim.KindForbidden, Detail: "reading the audit log needs a token with the " + scim.ScopeAudit + " (or " + scim.ScopeAdmin + ") scope"})
 			return
 		}
+		if method != http.MethodGet {
+			// Sandbox tokens are read-only on every route family.
+			if err := p.MayChange(); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
 		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
 		middleware.NotePrincipal(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := h(w, r, p); err != nil {

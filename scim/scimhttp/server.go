@@ -80,6 +80,7 @@ func New(svc *scim.Service, authn auth.Authenticator, log *zap.Logger, o Options
 	s.routes()
 	var h http.Handler = s.mux
 	h = middleware.NotePrincipal(h)
+	h = s.sandboxReadOnly(h)
 	h = auth.Require(authn, scim.ScopeSCIM, s.writeError)(h)
 	h = s.limitBody(h)
 	h = s.markChange(h)
@@ -88,6 +89,24 @@ func New(svc *scim.Service, authn auth.Authenticator, log *zap.Logger, o Options
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// sandboxReadOnly refuses a sandbox token every request that may change data
+// (403): POST, PUT, PATCH and DELETE anywhere under the prefix, Bulk and /Me
+// included, except the searches (POST …/.search, RFC 7644 §3.4.3), which only read.
+func (s *Server) sandboxReadOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		read := r.Method == http.MethodGet || r.Method == http.MethodHead ||
+			r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/.search")
+		if !read {
+			p, _ := auth.FromContext(r.Context())
+			if err := p.MayChange(); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // methods routes one path by method and answers any other method with 405 and Allow.
 func (s *Server) methods(pattern string, m map[string]handlerFunc) {

@@ -219,7 +219,15 @@ var migrations = []string{
 	// the obvious choice on either database.
 	`CREATE INDEX group_members_member_group ON group_members (tenant_id, member_id, group_id);
 	DROP INDEX group_members_member`,
-	// 13: the number clients see for a task, 1, 2, 3 … per tenant. Existing tasks
+	// 13: a link is revoked (revoked_at) when a newer link of the same purpose is
+	// issued to its user, or another is used; purpose groups the kinds whose links
+	// do the same thing (an invitation's link sets a password, as a set_password
+	// message's does).
+	`ALTER TABLE account_links ADD COLUMN revoked_at {{time}} NULL;
+	ALTER TABLE account_links ADD COLUMN purpose VARCHAR(32) NOT NULL DEFAULT '';
+	UPDATE account_links SET purpose = CASE kind WHEN 'invitation' THEN 'set_password' ELSE kind END;
+	CREATE INDEX account_links_user ON account_links (tenant_id, user_id, purpose)`,
+	// 14: the number clients see for a task, 1, 2, 3 … per tenant. Existing tasks
 	// are numbered per tenant in creation order (ties by id); task_numbers holds
 	// each tenant's last number, incremented in the transaction that creates a
 	// task, so concurrent creations (on any replica) wait for each other's row and

@@ -2,6 +2,7 @@ package gormstore
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -195,44 +196,66 @@ func (s *Store) RetryMessage(ctx context.Context, id string) error {
 }
 
 type linkRow struct {
-	Hash, TenantID, UserID, Message, Kind string
-	Created, Expires                      time.Time
-	UsedAt                                *time.Time
+	Hash, TenantID, UserID, Message, Kind, Purpose string
+	Created, Expires                               time.Time
+	UsedAt, RevokedAt                              *time.Time
 }
 
-func (r linkRow) link() store.Link {
-	l := store.Link{TenantID: r.TenantID, UserID: r.UserID, Message: r.Message, Kind: r.Kind, Created: r.Created.UTC(),
-		Expires: r.Expires.UTC(), UsedAt: utcPtr(r.UsedAt)}
-	fmt.Sscanf(r.Hash, "%x", &l.Hash)
-	return l
+// linkCols are the account_links columns read back, in linkRow's order.
+const linkCols = "hash, tenant_id, user_id, message, kind, purpose, created, expires, used_at, revoked_at"
+
+func (r linkRow) link() (store.Link, error) {
+	h, err := hex.DecodeString(r.Hash)
+	if err != nil {
+		return store.Link{}, fmt.Errorf("link of message %s: stored hash is not hexadecimal: %w", r.Message, err)
+	}
+	return store.Link{Hash: h, TenantID: r.TenantID, UserID: r.UserID, Message: r.Message, Kind: r.Kind, Purpose: r.Purpose,
+		Created: r.Created.UTC(), Expires: r.Expires.UTC(), UsedAt: utcPtr(r.UsedAt), RevokedAt: utcPtr(r.RevokedAt)}, nil
 }
 
-// CreateLink stores a link by its hash.
+// revokeOthers revokes, at at, the unused links of l's user and purpose that
+// other messages than l's carry.
+func (s *Store) revokeOthers(tx *gorm.DB, l store.Link, at time.Time) error {
+	return s.writeErr(tx.Exec(`UPDATE account_links SET revoked_at = ? WHERE tenant_id = ? AND user_id = ? AND purpose = ? AND message <> ?
+		AND used_at IS NULL AND revoked_at IS NULL`, at, l.TenantID, l.UserID, l.Purpose, l.Message).Error)
+}
+
+// CreateLink stores a link by its hash and revokes the user's earlier unused links
+// of the same purpose, in one transaction. A link without a purpose has its kind's.
 func (s *Store) CreateLink(ctx context.Context, l store.Link) error {
-	return s.writeErr(s.db.WithContext(ctx).Exec(`INSERT INTO account_links (hash, tenant_id, user_id, message, kind, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		fmt.Sprintf("%x", l.Hash), l.TenantID, l.UserID, l.Message, l.Kind, l.Created.UTC(), l.Expires.UTC()).Error)
+	if l.Purpose == "" {
+		l.Purpose = l.Kind
+	}
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		if err := s.revokeOthers(tx, l, l.Created.UTC()); err != nil {
+			return err
+		}
+		return s.writeErr(tx.Exec(`INSERT INTO account_links (hash, tenant_id, user_id, message, kind, purpose, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			fmt.Sprintf("%x", l.Hash), l.TenantID, l.UserID, l.Message, l.Kind, l.Purpose, l.Created.UTC(), l.Expires.UTC()).Error)
+	})
 }
 
 // Link finds a link by hash.
 func (s *Store) Link(ctx context.Context, hash []byte) (store.Link, error) {
 	var rows []linkRow
-	if err := s.db.WithContext(ctx).Raw(`SELECT hash, tenant_id, user_id, message, kind, created, expires, used_at FROM account_links WHERE hash = ?`,
+	if err := s.db.WithContext(ctx).Raw(`SELECT `+linkCols+` FROM account_links WHERE hash = ?`,
 		fmt.Sprintf("%x", hash)).Scan(&rows).Error; err != nil {
 		return store.Link{}, s.readErr(err)
 	}
 	if len(rows) == 0 {
 		return store.Link{}, store.ErrNotFound
 	}
-	return rows[0].link(), nil
+	return rows[0].link()
 }
 
-// UseLink marks the link and its message's other links used in one transaction;
-// the conditional update decides between two concurrent uses.
+// UseLink marks the link and its message's other links used, and revokes the
+// user's other unused links of the same purpose, in one transaction; the
+// conditional update decides between two concurrent uses.
 func (s *Store) UseLink(ctx context.Context, hash []byte, at time.Time) (store.Link, error) {
 	at = at.UTC().Truncate(time.Microsecond)
 	var l store.Link
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		res := tx.Exec(`UPDATE account_links SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires > ?`, at, fmt.Sprintf("%x", hash), at)
+		res := tx.Exec(`UPDATE account_links SET used_at = ? WHERE hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires > ?`, at, fmt.Sprintf("%x", hash), at)
 		if res.Error != nil {
 			return s.writeErr(res.Error)
 		}
@@ -240,24 +263,37 @@ func (s *Store) UseLink(ctx context.Context, hash []byte, at time.Time) (store.L
 			return store.ErrNotFound
 		}
 		var rows []linkRow
-		if err := tx.Raw(`SELECT hash, tenant_id, user_id, message, kind, created, expires, used_at FROM account_links WHERE hash = ?`,
+		if err := tx.Raw(`SELECT `+linkCols+` FROM account_links WHERE hash = ?`,
 			fmt.Sprintf("%x", hash)).Scan(&rows).Error; err != nil {
 			return s.readErr(err)
 		}
 		if len(rows) == 0 {
 			return store.ErrNotFound
 		}
-		l = rows[0].link()
-		return s.writeErr(tx.Exec(`UPDATE account_links SET used_at = ? WHERE message = ? AND used_at IS NULL`, at, l.Message).Error)
+		var err error
+		if l, err = rows[0].link(); err != nil {
+			return err
+		}
+		if err := s.writeErr(tx.Exec(`UPDATE account_links SET used_at = ? WHERE message = ? AND used_at IS NULL AND revoked_at IS NULL`, at, l.Message).Error); err != nil {
+			return err
+		}
+		return s.revokeOthers(tx, l, at)
 	})
 	return l, err
 }
 
-// ReleaseLink clears the use UseLink recorded on the links of l's message.
+// ReleaseLink clears the use UseLink recorded on the links of l's message and the
+// revocations it made, in one transaction.
 func (s *Store) ReleaseLink(ctx context.Context, l store.Link) error {
 	if l.UsedAt == nil {
 		return nil
 	}
-	return s.writeErr(s.db.WithContext(ctx).Exec(`UPDATE account_links SET used_at = NULL WHERE message = ? AND used_at = ?`,
-		l.Message, l.UsedAt.UTC()).Error)
+	at := l.UsedAt.UTC()
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE account_links SET used_at = NULL WHERE message = ? AND used_at = ?`, l.Message, at).Error; err != nil {
+			return s.writeErr(err)
+		}
+		return s.writeErr(tx.Exec(`UPDATE account_links SET revoked_at = NULL WHERE tenant_id = ? AND user_id = ? AND purpose = ? AND message <> ? AND revoked_at = ?`,
+			l.TenantID, l.UserID, l.Purpose, l.Message, at).Error)
+	})
 }

@@ -92,12 +92,26 @@ type tenantRow struct {
 	Settings string
 }
 
-func (r tenantRow) tenant() store.Tenant {
+func (r tenantRow) tenant() (store.Tenant, error) {
 	t := store.Tenant{ID: r.ID, Name: r.Name, Created: r.Created}
-	// Settings are only ever written by SetTenantSettings; an unreadable value
-	// leaves the defaults.
-	_ = json.Unmarshal([]byte(r.Settings), &t.Settings)
-	return t
+	var err error
+	t.Settings, err = decodeSettings(r.ID, r.Name, r.Settings)
+	return t, err
+}
+
+// decodeSettings reads a tenant's stored settings. A value that cannot be decoded
+// is an error wrapping store.ErrBadSettings that names the tenant, never the
+// defaults: those would silently drop a disabled family, a result_url host list
+// or free access.
+func decodeSettings(id, name, raw string) (store.TenantSettings, error) {
+	var set store.TenantSettings
+	if raw == "" || raw == "{}" {
+		return set, nil
+	}
+	if err := json.Unmarshal([]byte(raw), &set); err != nil {
+		return store.TenantSettings{}, fmt.Errorf("tenant %s (%q): %w: %v", id, name, store.ErrBadSettings, err)
+	}
+	return set, nil
 }
 
 // CreateTenant adds a tenant; a taken name is ErrConflict.
@@ -123,7 +137,7 @@ func (s *Store) tenantWhere(ctx context.Context, where string, arg any) (store.T
 	if len(rows) == 0 {
 		return store.Tenant{}, store.ErrNotFound
 	}
-	return rows[0].tenant(), nil
+	return rows[0].tenant()
 }
 
 // TenantByName finds a tenant by its unique name.
@@ -144,7 +158,11 @@ func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 	}
 	out := make([]store.Tenant, len(rows))
 	for i, r := range rows {
-		out[i] = r.tenant()
+		t, err := r.tenant()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = t
 	}
 	return out, nil
 }
@@ -167,22 +185,25 @@ type tokenRow struct {
 	TenantName string
 }
 
-func (r tokenRow) token() store.Token {
+func (r tokenRow) token() (store.Token, error) {
 	t := store.Token{ID: r.ID, TenantID: r.TenantID, Scopes: strings.Fields(r.Scopes), Profile: r.Profile, Sandbox: r.Sandbox,
 		Created: r.Created, RevokedAt: r.RevokedAt, ExpiresAt: r.ExpiresAt, LastUsedAt: r.LastUsedAt}
 	if r.UserID != nil {
 		t.UserID = *r.UserID
 	}
 	if r.Hash != "" {
-		fmt.Sscanf(r.Hash, "%x", &t.Hash)
+		h, err := hex.DecodeString(r.Hash)
+		if err != nil {
+			return store.Token{}, fmt.Errorf("token %s: stored hash is not hexadecimal: %w", r.ID, err)
+		}
+		t.Hash = h
 	}
-	// Settings are only ever written by SetTenantSettings; an unreadable value
-	// leaves the defaults, as for tenantRow.
 	t.TenantName = r.TenantName
-	if r.Settings != "" && r.Settings != "{}" {
-		_ = json.Unmarshal([]byte(r.Settings), &t.TenantSettings)
+	var err error
+	if t.TenantSettings, err = decodeSettings(r.TenantID, r.TenantName, r.Settings); err != nil {
+		return store.Token{}, err
 	}
-	return t
+	return t, nil
 }
 
 // CreateToken stores a token's hash, scopes and the user it is bound to, if any.
@@ -241,7 +262,7 @@ func (s *Store) tokenByHash(ctx context.Context, hash []byte) (store.Token, erro
 		&r.ExpiresAt, &r.LastUsedAt, &r.Settings, &r.TenantName); err != nil {
 		return store.Token{}, ctxErr(ctx, s.readErr(err))
 	}
-	return r.token(), nil
+	return r.token()
 }
 
 // ListTokens returns the tenant's tokens, oldest first, without their hashes.
@@ -254,7 +275,11 @@ func (s *Store) ListTokens(ctx context.Context, tenantID string) ([]store.Token,
 	}
 	out := make([]store.Token, len(rows))
 	for i, r := range rows {
-		out[i] = r.token()
+		t, err := r.token()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = t
 	}
 	return out, nil
 }

@@ -25,11 +25,11 @@ func TestTaskNumberBackfill(t *testing.T) {
 					t.Fatalf("%s: %v", q, err)
 				}
 			}
-			// Back to the schema before task numbers (migration 13).
+			// Back to the schema before task numbers (migration 14, the last).
 			exec(`DROP TABLE task_numbers`)
 			exec(`DROP INDEX tasks_tenant_number`)
 			exec(`ALTER TABLE tasks DROP COLUMN number`)
-			exec(`DELETE FROM schema_migrations WHERE version = 13`)
+			exec(`DELETE FROM schema_migrations WHERE version = 14`)
 			a, err := st.CreateTenant(ctx, "a")
 			if err != nil {
 				t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/scim2/filter-parser/v2"
+	"gorm.io/gorm"
 
 	"github.com/scimd/scimd/schemas"
 	"github.com/scimd/scimd/store"
@@ -57,6 +58,7 @@ var contracts = []struct {
 		{"not_found", tenantNotFound},
 		{"list_ordered_by_name", tenantListOrdered},
 		{"settings", tenantSettings},
+		{"settings_undecodable_is_an_error", tenantSettingsUndecodable},
 	}},
 	{"outbox", []contractCase{
 		{"with_create_and_update", outboxWithWrites},
@@ -154,6 +156,7 @@ var contracts = []struct {
 		{"pending_outcome_waits", deliveryPendingOutcome},
 		{"retry", deliveryRetry},
 		{"links_single_use", deliveryLinksSingleUse},
+		{"links_one_usable_per_user_and_purpose", deliveryLinksRevoked},
 	}},
 }
 
@@ -1890,6 +1893,50 @@ func tenantSettings(f *fixture) {
 	wantErr(f.t, f.st.SetTenantSettings(f.ctx, "no-such-tenant", want), store.ErrNotFound)
 }
 
+// tenantSettingsUndecodable: a settings row that cannot be decoded is an error
+// naming the tenant from every read that returns the settings, never the
+// defaults (which would drop a disabled family, a host list or free access).
+// Another tenant reads as before.
+func tenantSettingsUndecodable(f *fixture) {
+	raw, ok := f.st.(interface{ DB() *gorm.DB })
+	if !ok {
+		f.t.Skip("the store gives no database handle to write a broken row with")
+	}
+	tn, other := f.tenant("acme"), f.tenant("other")
+	if err := f.st.SetTenantSettings(f.ctx, tn.ID, store.TenantSettings{DisabledFamilies: []string{"partner"}}); err != nil {
+		f.t.Fatal(err)
+	}
+	hash := bytes.Repeat([]byte{21}, 32)
+	if _, err := f.st.CreateToken(f.ctx, store.Token{TenantID: tn.ID, Hash: hash, Scopes: []string{"scim"}}); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := raw.DB().WithContext(f.ctx).Exec(`UPDATE tenants SET settings = ? WHERE id = ?`, `{"disabled_families":"partner"`, tn.ID).Error; err != nil {
+		f.t.Fatal(err)
+	}
+	reads := []struct {
+		name string
+		read func() (any, error)
+	}{
+		{"TenantByName", func() (any, error) { return f.st.TenantByName(f.ctx, "acme") }},
+		{"TenantByID", func() (any, error) { return f.st.TenantByID(f.ctx, tn.ID) }},
+		{"ListTenants", func() (any, error) { return f.st.ListTenants(f.ctx) }},
+		{"TokenByHash", func() (any, error) { return f.st.TokenByHash(f.ctx, hash) }},
+	}
+	for _, r := range reads {
+		got, err := r.read()
+		if !errors.Is(err, store.ErrBadSettings) {
+			f.t.Errorf("%s of a tenant with undecodable settings = %+v, %v; want an error wrapping ErrBadSettings", r.name, got, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tn.ID) || !strings.Contains(err.Error(), "acme") {
+			f.t.Errorf("%s: error %q does not name the tenant (%s, acme)", r.name, err, tn.ID)
+		}
+	}
+	if got, err := f.st.TenantByID(f.ctx, other.ID); err != nil || got.Name != "other" {
+		f.t.Errorf("another tenant reads %+v, %v", got, err)
+	}
+}
+
 func outboxWithWrites(f *fixture) {
 	tn, other := f.tenant("acme"), f.tenant("other")
 	u := newUser(tn.ID, "ann@example.com")
@@ -2587,6 +2634,80 @@ func deliveryLinksSingleUse(f *fixture) {
 	if wins != 1 || losses != 3 {
 		f.t.Errorf("concurrent uses: %d won, %d lost; want 1 and 3", wins, losses)
 	}
+}
+
+// deliveryLinksRevoked: issuing a link revokes its user's earlier unused links of
+// the same purpose carried by other messages; using one revokes the rest (what two
+// issues racing each other leave); releasing a use restores them. Links of another
+// purpose or another user are left alone.
+func deliveryLinksRevoked(f *fixture) {
+	tn := f.tenant("acme")
+	ob := f.outbox()
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	hash := func(s string) []byte { return bytes.Repeat([]byte(s), 32)[:32] }
+	link := func(h, user, msg, kind, purpose string, created time.Time) store.Link {
+		return store.Link{Hash: hash(h), TenantID: tn.ID, UserID: user, Message: msg, Kind: kind, Purpose: purpose, Created: created, Expires: created.Add(time.Hour)}
+	}
+	create := func(l store.Link) {
+		f.t.Helper()
+		if err := ob.CreateLink(f.ctx, l); err != nil {
+			f.t.Fatalf("CreateLink: %v", err)
+		}
+	}
+	state := func(h string) string {
+		f.t.Helper()
+		l, err := ob.Link(f.ctx, hash(h))
+		if err != nil {
+			f.t.Fatalf("Link %s: %v", h, err)
+		}
+		switch {
+		case l.UsedAt != nil:
+			return "used"
+		case l.RevokedAt != nil:
+			return "revoked"
+		}
+		return "usable"
+	}
+	wantStates := func(step string, want map[string]string) {
+		f.t.Helper()
+		for h, w := range want {
+			if got := state(h); got != w {
+				f.t.Errorf("%s: link %s is %s, want %s", step, h, got, w)
+			}
+		}
+	}
+	create(link("a", "u-1", "m-1", "set_password", "set_password", t0))
+	create(link("v", "u-1", "m-v", "verify_email", "verify_email", t0))
+	create(link("o", "u-2", "m-o", "set_password", "set_password", t0))
+	create(link("b", "u-1", "m-2", "invitation", "set_password", t0.Add(time.Second)))
+	create(link("c", "u-1", "m-2", "invitation", "set_password", t0.Add(2*time.Second))) // a resend of m-2
+	wantStates("after issuing m-2", map[string]string{"a": "revoked", "b": "usable", "c": "usable", "v": "usable", "o": "usable"})
+	if l, _ := ob.Link(f.ctx, hash("b")); l.Purpose != "set_password" || l.RevokedAt != nil {
+		f.t.Errorf("Link b = %+v", l)
+	}
+	_, err := ob.UseLink(f.ctx, hash("a"), time.Now())
+	wantErr(f.t, err, store.ErrNotFound) // revoked
+
+	// Two issues that raced each other leave two usable links; using one revokes
+	// the other.
+	create(link("d", "u-3", "m-3", "set_password", "set_password", t0))
+	create(link("e", "u-3", "m-4", "set_password", "set_password", t0))
+	raw, ok := f.st.(interface{ DB() *gorm.DB })
+	if !ok {
+		f.t.Skip("the store gives no database handle to stage a race with")
+	}
+	if err := raw.DB().WithContext(f.ctx).Exec(`UPDATE account_links SET revoked_at = NULL WHERE user_id = 'u-3'`).Error; err != nil {
+		f.t.Fatal(err)
+	}
+	used, err := ob.UseLink(f.ctx, hash("e"), time.Now())
+	if err != nil {
+		f.t.Fatalf("UseLink e: %v", err)
+	}
+	wantStates("after using e", map[string]string{"d": "revoked", "e": "used", "b": "usable"})
+	if err := ob.ReleaseLink(f.ctx, used); err != nil {
+		f.t.Fatalf("ReleaseLink: %v", err)
+	}
+	wantStates("after releasing e", map[string]string{"d": "usable", "e": "usable"})
 }
 
 func tokenRevoke(f *fixture) {
