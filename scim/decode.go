@@ -175,36 +175,48 @@ func (p *storedParser) str() (string, bool) {
 // number reads a number by RFC 8259's grammar, as json.Number.
 func (p *storedParser) number() (any, bool) {
 	start := p.i
+	end, ok := scanJSONNumber(p.b, p.i)
+	p.i = end
+	if !ok {
+		return nil, false
+	}
+	return json.Number(p.b[start:end]), true
+}
+
+// scanJSONNumber reads the number that starts at b[i] (a '-' or a digit) by RFC 8259
+// §6's grammar. end is where the reading stopped: after the number when ok, at the
+// byte that broke the grammar (or len(b)) when not.
+func scanJSONNumber(b []byte, i int) (end int, ok bool) {
 	digits := func() int {
 		n := 0
-		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
-			p.i++
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
 			n++
 		}
 		return n
 	}
-	if p.b[p.i] == '-' {
-		p.i++
+	if b[i] == '-' {
+		i++
 	}
-	if p.i < len(p.b) && p.b[p.i] == '0' {
-		p.i++
+	if i < len(b) && b[i] == '0' {
+		i++
 	} else if digits() == 0 {
-		return nil, false
+		return i, false
 	}
-	if p.i < len(p.b) && p.b[p.i] == '.' {
-		p.i++
+	if i < len(b) && b[i] == '.' {
+		i++
 		if digits() == 0 {
-			return nil, false
+			return i, false
 		}
 	}
-	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
-		p.i++
-		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
-			p.i++
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
 		}
 		if digits() == 0 {
-			return nil, false
+			return i, false
 		}
 	}
-	return json.Number(p.b[start:p.i]), true
+	return i, true
 }

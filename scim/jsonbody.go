@@ -443,36 +443,10 @@ func (s *jsonScanner) word(w string) error {
 
 // number reads a number by RFC 8259 §6's grammar.
 func (s *jsonScanner) number() error {
-	digits := func() int {
-		n := 0
-		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-			s.i++
-			n++
-		}
-		return n
-	}
-	if s.b[s.i] == '-' {
-		s.i++
-	}
-	if s.i < len(s.b) && s.b[s.i] == '0' {
-		s.i++
-	} else if digits() == 0 {
+	end, ok := scanJSONNumber(s.b, s.i)
+	s.i = end
+	if !ok {
 		return s.badNumber()
-	}
-	if s.i < len(s.b) && s.b[s.i] == '.' {
-		s.i++
-		if digits() == 0 {
-			return s.badNumber()
-		}
-	}
-	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
-		s.i++
-		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
-			s.i++
-		}
-		if digits() == 0 {
-			return s.badNumber()
-		}
 	}
 	return nil
 }

@@ -57,6 +57,28 @@ func servedRoutes(e *env) []string {
 	return out
 }
 
+// requireEveryRoute fails t unless named (the routes a table's rows name) holds
+// every served route and nothing else, so that a route added without a row, or a row
+// left behind by a removed route, is noticed; what says what a row is.
+func requireEveryRoute(t *testing.T, served, named []string, what string) {
+	t.Helper()
+	for _, r := range named {
+		if !slices.Contains(served, r) {
+			t.Errorf("%s names %q, which is not a route", what, r)
+		}
+	}
+	var missing []string
+	for _, r := range served {
+		if !slices.Contains(named, r) {
+			missing = append(missing, r)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Fatalf("routes without %s: %q", what, missing)
+	}
+}
+
 // iso is the two tenants of the matrix and what each has.
 type iso struct {
 	e             *env
@@ -676,24 +698,11 @@ func TestIsolationMatrix(t *testing.T) {
 
 		// Every route the handler serves has a case, and every case names a route
 		// it serves.
-		routes := servedRoutes(e)
-		covered := map[string]bool{}
-		for _, c := range cases {
-			covered[c.route] = true
-			if !slices.Contains(routes, c.route) {
-				t.Errorf("case %s names %q, which is not a route", c.name, c.route)
-			}
+		named := make([]string, len(cases))
+		for i, c := range cases {
+			named[i] = c.route
 		}
-		var missing []string
-		for _, r := range routes {
-			if !covered[r] {
-				missing = append(missing, r)
-			}
-		}
-		sort.Strings(missing)
-		if len(missing) > 0 {
-			t.Fatalf("routes without an isolation case: %q", missing)
-		}
+		requireEveryRoute(t, servedRoutes(e), named, "an isolation case")
 
 		before := x.snapshot(t)
 		for _, c := range cases {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -254,24 +253,11 @@ func TestScopeMatrix(t *testing.T) {
 		}
 
 		// Every route the handler serves has a row, and every row names one.
-		routes := servedRoutes(e)
-		covered := map[string]bool{}
-		for _, r := range rows {
-			covered[r.route] = true
-			if !slices.Contains(routes, r.route) {
-				t.Errorf("row %s %s names %q, which is not a route", r.method, r.route, r.route)
-			}
+		named := make([]string, len(rows))
+		for i, r := range rows {
+			named[i] = r.route
 		}
-		var missing []string
-		for _, r := range routes {
-			if !covered[r] {
-				missing = append(missing, r)
-			}
-		}
-		sort.Strings(missing)
-		if len(missing) > 0 {
-			t.Fatalf("routes without a row in the scope matrix: %q", missing)
-		}
+		requireEveryRoute(t, servedRoutes(e), named, "a row of the scope matrix")
 
 		for _, row := range rows {
 			t.Run(strings.NewReplacer(" ", "_", "/", "_").Replace(row.route)+"/"+row.method, func(t *testing.T) {
