@@ -22,9 +22,10 @@ import (
 // server is the SCIM API over a real store, as scimd serves it, with a token of
 // every scope.
 type server struct {
-	t     *testing.T
-	url   string
-	token string
+	t      *testing.T
+	url    string
+	token  string
+	tokens *scim.Tokens
 }
 
 // forEachBackend runs fn against the SCIM API over SQLite and, when
@@ -51,7 +52,7 @@ func newServer(t *testing.T, b storetest.Backend, o scimhttp.Options) *server {
 	}
 	srv := httptest.NewServer(scimhttp.New(svc, tokens, log, o))
 	t.Cleanup(srv.Close)
-	return &server{t: t, url: srv.URL + scimhttp.Prefix, token: secret}
+	return &server{t: t, url: srv.URL + scimhttp.Prefix, token: secret, tokens: tokens}
 }
 
 // reply is a response with its body decoded (nil when empty).
@@ -139,4 +140,20 @@ func (s *server) user(userName string) (id, etag string) {
 	r.want(s.t, "create "+userName, http.StatusCreated, "")
 	id, _ = r.body["id"].(string)
 	return id, r.header.Get("ETag")
+}
+
+// issue returns a new token of tenant (created if needed) with options o.
+func (s *server) issue(tenant string, o scim.TokenOptions) string {
+	s.t.Helper()
+	ctx := context.Background()
+	if tenant != scim.DefaultTenant {
+		if _, err := s.tokens.CreateTenant(ctx, tenant); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	secret, err := s.tokens.Issue(ctx, tenant, o)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return secret
 }
