@@ -5,12 +5,14 @@ import (
 	"go/parser"
 	"go/token"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/scimd/scimd/schemas"
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/scimhttp"
+	"github.com/scimd/scimd/store/storetest"
 )
 
 // errorKinds lists every scim.ErrorKind constant by name, read from the package's
@@ -138,4 +140,27 @@ func TestErrorsOnTheWire(t *testing.T) {
 		// A request without a valid token is 401 in the same format.
 		s.do("GET", "/Users", nil, "Authorization", "Bearer nope").want(t, "a wrong token", http.StatusUnauthorized, "")
 	})
+}
+
+// TestTooManyRequests: past its token's rate a request is 429 with Retry-After
+// (RFC 6585 §4) in the SCIM error format, and nothing it asked for is done.
+func TestTooManyRequests(t *testing.T) {
+	for _, b := range storetest.Backends(t) {
+		t.Run("db="+b.Name, func(t *testing.T) {
+			s := newServer(t, b, scimhttp.Options{}, scim.WithRateLimiter(scim.NewRateLimiter(0.01, 2, 0, nil)))
+			s.user("ann")
+			s.do("GET", "/Users", nil).want(t, "the second request", http.StatusOK, "")
+			r := s.do("POST", "/Users", map[string]any{"schemas": []string{schemas.UserURN}, "userName": "bob"})
+			r.want(t, "the third request", http.StatusTooManyRequests, "")
+			if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 {
+				t.Errorf("Retry-After %q, want a number of seconds", r.header.Get("Retry-After"))
+			}
+			other := s.issue(scim.DefaultTenant, scim.TokenOptions{Scopes: []string{scim.ScopeSCIM}})
+			r = s.do("GET", "/Users?filter=userName+eq+%22bob%22", nil, "Authorization", "Bearer "+other)
+			r.want(t, "another token's list", http.StatusOK, "")
+			if r.body["totalResults"] != float64(0) {
+				t.Errorf("the refused POST created bob: %s", r.raw)
+			}
+		})
+	}
 }

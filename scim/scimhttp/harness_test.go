@@ -38,14 +38,14 @@ func forEachBackend(t *testing.T, o scimhttp.Options, fn func(t *testing.T, s *s
 	}
 }
 
-func newServer(t *testing.T, b storetest.Backend, o scimhttp.Options) *server {
+func newServer(t *testing.T, b storetest.Backend, o scimhttp.Options, topts ...scim.TokensOption) *server {
 	t.Helper()
 	st := b.Open(t)
 	log := zaptest.NewLogger(t)
 	limits := scim.DefaultLimits()
 	limits.BcryptCost = 4
 	svc := scim.NewService(st, log, scim.WithLimits(limits))
-	tokens := scim.NewTokens(st)
+	tokens := scim.NewTokens(st, topts...)
 	secret, err := tokens.Bootstrap(context.Background(), "")
 	if err != nil || secret == "" {
 		t.Fatalf("bootstrap: %q %v", secret, err)
