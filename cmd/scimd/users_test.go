@@ -67,6 +67,8 @@ func TestUserLifecycle(t *testing.T) {
 			}
 			e.call("GET", "/scim/v2/Users/"+id, nil, "If-None-Match", `W/"1"`).want(t, http.StatusNotModified)
 			e.call("GET", "/scim/v2/Users/"+id, nil, "If-None-Match", `W/"7"`).want(t, http.StatusOK)
+			// "*" matches any current representation (RFC 7232 §3.2).
+			e.call("GET", "/scim/v2/Users/"+id, nil, "If-None-Match", "*").want(t, http.StatusNotModified)
 			e.call("GET", "/scim/v2/Users/"+strings.ToUpper(id), nil).want(t, http.StatusOK)
 		})
 		t.Run("put_replaces", func(t *testing.T) {

@@ -1,6 +1,12 @@
 package gormstore
 
-import "github.com/scimd/scimd/store"
+import (
+	"context"
+
+	"gorm.io/gorm"
+
+	"github.com/scimd/scimd/store"
+)
 
 // CompileFilter exposes compileFilter to the external tests of this package, which
 // need the SQLite and PostgreSQL dialects (packages that import this one).
@@ -17,4 +23,10 @@ func SetMemberChunk(n int) (restore func()) {
 	old := memberChunk
 	memberChunk = n
 	return func() { memberChunk = old }
+}
+
+// WriteOver runs writeOver in a transaction of its own: the write Update makes
+// after its locked read, here with a version the caller chooses.
+func (s *Store) WriteOver(ctx context.Context, r *store.Resource, prev int64) error {
+	return s.tx(ctx, func(tx *gorm.DB) error { return s.writeOver(tx, r, prev) })
 }

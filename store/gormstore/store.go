@@ -871,24 +871,8 @@ func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id
 			}
 			mc = nil
 		}
-		cur.Version = prev + 1
-		cur.LastModified = now()
-		var res *gorm.DB
-		if kind == store.KindGroup {
-			res = tx.Exec(`UPDATE "groups" SET external_id = ?, display_name = ?, display_name_lower = ?, data = ?, version = ?, last_modified = ?
-				WHERE tenant_id = ? AND id = ? AND version = ?`,
-				cur.ExternalID, cur.DisplayName, lowerPtr(cur.DisplayName), string(cur.Doc), cur.Version, cur.LastModified, tenantID, id, prev)
-		} else {
-			res = tx.Exec(`UPDATE users SET external_id = ?, user_name = ?, user_name_lower = ?, display_name = ?, display_name_lower = ?, active = ?,
-				data = ?, password_hash = ?, version = ?, last_modified = ? WHERE tenant_id = ? AND id = ? AND version = ?`,
-				cur.ExternalID, cur.UserName, strings.ToLower(cur.UserName), cur.DisplayName, lowerPtr(cur.DisplayName), cur.Active,
-				string(cur.Doc), cur.PasswordHash, cur.Version, cur.LastModified, tenantID, id, prev)
-		}
-		if res.Error != nil {
-			return s.writeErr(res.Error)
-		}
-		if res.RowsAffected != 1 {
-			return store.ErrPrecondition
+		if err := s.writeOver(tx, cur, prev); err != nil {
+			return err
 		}
 		if _, err := s.changeAllMembers(tx, tenantID, kind, id, mc); err != nil {
 			return err
@@ -906,6 +890,36 @@ func (s *Store) Update(ctx context.Context, tenantID string, kind store.Kind, id
 		return nil, err
 	}
 	return out, nil
+}
+
+// writeOver writes cur, read at version prev, back as version prev+1 with a new
+// modification time, on condition that the row still has version prev. Update
+// reads under a row lock, so the version cannot move in between; the condition
+// still guards the write should the lock not hold (a database whose locking is
+// weaker than it says): a write over a version another writer moved is
+// ErrPrecondition, never a silent overwrite of that writer's change or an answer
+// for a change that was not stored.
+func (s *Store) writeOver(tx *gorm.DB, cur *store.Resource, prev int64) error {
+	cur.Version = prev + 1
+	cur.LastModified = now()
+	var res *gorm.DB
+	if cur.Kind == store.KindGroup {
+		res = tx.Exec(`UPDATE "groups" SET external_id = ?, display_name = ?, display_name_lower = ?, data = ?, version = ?, last_modified = ?
+			WHERE tenant_id = ? AND id = ? AND version = ?`,
+			cur.ExternalID, cur.DisplayName, lowerPtr(cur.DisplayName), string(cur.Doc), cur.Version, cur.LastModified, cur.TenantID, cur.ID, prev)
+	} else {
+		res = tx.Exec(`UPDATE users SET external_id = ?, user_name = ?, user_name_lower = ?, display_name = ?, display_name_lower = ?, active = ?,
+			data = ?, password_hash = ?, version = ?, last_modified = ? WHERE tenant_id = ? AND id = ? AND version = ?`,
+			cur.ExternalID, cur.UserName, strings.ToLower(cur.UserName), cur.DisplayName, lowerPtr(cur.DisplayName), cur.Active,
+			string(cur.Doc), cur.PasswordHash, cur.Version, cur.LastModified, cur.TenantID, cur.ID, prev)
+	}
+	if res.Error != nil {
+		return s.writeErr(res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return store.ErrPrecondition
+	}
+	return nil
 }
 
 // changeAllMembers applies a group's membership changes in order and reports

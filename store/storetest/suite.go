@@ -125,6 +125,8 @@ var contracts = []struct {
 		{"filter_users", listFilterUsers},
 		{"filter_groups", listFilterGroups},
 		{"filter_invalid", listFilterInvalid},
+		{"filter_booleans", listFilterBooleans},
+		{"filter_too_deep", listFilterTooDeep},
 		{"total_without_filter_follows_creates_and_deletes", listTotalKept},
 		{"known_total_spares_the_count", listKnownTotal},
 		{"total_under_concurrent_creates_and_deletes", listTotalConcurrent},

@@ -23,6 +23,7 @@ var writeCases = []contractCase{
 	{"concurrent_updates_each_recorded", writeConcurrentUpdatesRecorded},
 	{"concurrent_if_match_one_wins", writeConcurrentIfMatch},
 	{"update_racing_another_writer", writeUpdateRacing},
+	{"if_match_update_racing_another_writer", writeIfMatchRacing},
 	{"group_update_without_member_change", writeGroupUpdateKeepsMembers},
 	{"update_unchanged_writes_nothing", writeUpdateUnchanged},
 	{"group_update_unchanged_members", writeGroupUpdateUnchanged},
