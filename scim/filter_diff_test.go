@@ -23,9 +23,13 @@ import (
 )
 
 var (
-	filterDiffSeed    = flag.Int64("filterdiff.seed", 0, "seed of TestFilterDiff's generator (0: $SCIMD_FILTERDIFF_SEED, else random)")
+	filterDiffSeed    = flag.String("filterdiff.seed", "", `seed of TestFilterDiff's generator: a number, or "random" for a fresh one (default: $SCIMD_TEST_SEED, else the fixed seed)`)
 	filterDiffFilters = flag.Int("filterdiff.filters", 400, "random filters per resource type in TestFilterDiff")
 )
+
+// diffFixedSeed is the seed `make test` runs, so that a run repeats the one before;
+// -filterdiff.seed or SCIMD_TEST_SEED runs another.
+const diffFixedSeed = 1
 
 const (
 	diffUsers  = 60
@@ -37,17 +41,33 @@ const (
 	diffMaxReports = 15
 )
 
-// TestFilterDiff is the differential test of the filter compiler (DESIGN.md, Tests):
-// on the same generated Users and Groups, every random filter (RFC 7644 §3.4.2.2) must
-// select the same resources through the SQL compiler (Service.List) as through the
-// in-memory evaluator (Resource.Matches). Replay a failure with its seed:
+// TestFilterDiff is the differential test of the filter compiler. A filter (RFC 7644
+// §3.4.2.2) has two implementations in scimd: the SQL the store compiles it to, which
+// answers every list, and Resource.Matches in memory, which follows the RFC's
+// comparison rules directly (strings compared case-insensitively unless the attribute
+// is caseExact, RFC 7643 §2.1; a multi-valued attribute matches when one of its values
+// does, RFC 7644 §3.4.2.2). They are written independently, so that a mistake in one
+// (a LIKE wildcard not escaped, a JSON path that misses the array) shows as a
+// disagreement. On the same generated
+// Users and Groups, every generated filter must select the same resources through
+// Service.List as through Resource.Matches, on every backend.
 //
+// The generator runs from the fixed seed diffFixedSeed, so that `make test` repeats
+// itself; run a fresh or a given seed with
+//
+//	go test ./scim/ -run FilterDiff -filterdiff.seed=random
 //	go test ./scim/ -run FilterDiff -filterdiff.seed=N
 //
-// or SCIMD_FILTERDIFF_SEED=N when flags cannot be passed (go test ./...).
+// or SCIMD_TEST_SEED=random (or N) when flags cannot be passed (go test ./...). A
+// failure prints its seed.
 func TestFilterDiff(t *testing.T) {
 	seed := diffSeed(t)
-	t.Logf("seed %d: replay with -filterdiff.seed=%d or SCIMD_FILTERDIFF_SEED=%d (ids and times differ between runs; the shape of data and filters does not)", seed, seed, seed)
+	t.Logf("seed %d: replay with -filterdiff.seed=%d or SCIMD_TEST_SEED=%d (ids and times differ between runs; the shape of data and filters does not)", seed, seed, seed)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("TestFilterDiff failed with seed %d: replay with -filterdiff.seed=%d or SCIMD_TEST_SEED=%d", seed, seed, seed)
+		}
+	})
 	for _, b := range storetest.Backends(t) {
 		t.Run("backend="+b.Name, func(t *testing.T) {
 			start := time.Now()
@@ -76,18 +96,24 @@ func TestFilterDiff(t *testing.T) {
 	}
 }
 
+// diffSeed is the generator's seed: -filterdiff.seed, else $SCIMD_TEST_SEED, else
+// diffFixedSeed; "random" in either draws a fresh one.
 func diffSeed(t *testing.T) int64 {
-	if *filterDiffSeed != 0 {
-		return *filterDiffSeed
+	s, from := *filterDiffSeed, "-filterdiff.seed"
+	if s == "" {
+		s, from = os.Getenv("SCIMD_TEST_SEED"), "SCIMD_TEST_SEED"
 	}
-	if s := os.Getenv("SCIMD_FILTERDIFF_SEED"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			t.Fatalf("SCIMD_FILTERDIFF_SEED=%q: %v", s, err)
-		}
-		return n
+	switch s {
+	case "":
+		return diffFixedSeed
+	case "random":
+		return time.Now().UnixNano()
 	}
-	return time.Now().UnixNano()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("%s=%q: want a number or \"random\": %v", from, s, err)
+	}
+	return n
 }
 
 // ---- data
@@ -660,6 +686,28 @@ func (d *differ) run(rng *rand.Rand, n int) {
 		}
 	}
 	t.Logf("%d filters (%d random) over %d %ss: %d match some, %d none, %d all; %d disagree", len(filters), n, len(all), d.kind, some, none, every, reports)
+	d.checkCounts(len(filters), some, none, every)
+}
+
+// diffBounds are the shares of filters (in percent) that must select some but not all
+// resources (at least), none (at most) and every one (at most). A generator whose
+// filters select nothing, or everything, compares nothing: the two sides agree
+// whatever the SQL does. The bounds hold with a wide margin for every seed tried
+// (Users: 65-72% some, 24-29% none, 4-6% all; the 8 Groups: 35-52% some, 33-39%
+// none, 14-31% all).
+var diffBounds = map[scim.ResourceKind]struct{ minSome, maxNone, maxEvery int }{
+	scim.UserKind:  {minSome: 55, maxNone: 40, maxEvery: 15},
+	scim.GroupKind: {minSome: 25, maxNone: 50, maxEvery: 40},
+}
+
+// checkCounts fails the test when the filters' match counts are outside diffBounds.
+func (d *differ) checkCounts(total, some, none, every int) {
+	b := diffBounds[d.kind]
+	pct := func(n int) int { return n * 100 / total }
+	if total == 0 || pct(some) < b.minSome || pct(none) > b.maxNone || pct(every) > b.maxEvery {
+		d.t.Errorf("backend %s, seed %d: of %d filters over %ss, %d%% select some but not all (want at least %d%%), %d%% none (at most %d%%), %d%% all (at most %d%%): the generator compares too little",
+			d.backend, d.seed, total, d.kind, pct(some), b.minSome, pct(none), b.maxNone, pct(every), b.maxEvery)
+	}
 }
 
 func (d *differ) expected(s string, all []*scim.Resource) (map[string]bool, error) {

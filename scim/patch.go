@@ -289,6 +289,9 @@ func (p *patcher) applyPath(op, rawPath string, value any) error {
 	if top.Mutability == schemas.ReadOnly || sub != nil && sub.Mutability == schemas.ReadOnly {
 		return errorf(KindMutability, "%s is readOnly", rawPath)
 	}
+	if name := readOnlySubIn(top, sub, value); name != "" {
+		return errorf(KindMutability, "%s: %s.%s is readOnly", rawPath, top.Name, name)
+	}
 	if path.ValueExpression != nil && !top.MultiValued {
 		return errorf(KindInvalidPath, "%q: a [...] filter applies to multi-valued attributes only", rawPath)
 	}
@@ -323,6 +326,36 @@ func (p *patcher) applyPath(op, rawPath string, value any) error {
 		return nil
 	}
 	return p.applyMulti(holder, top, sub, op, path.ValueExpression, value)
+}
+
+// readOnlySubIn returns the name of a readOnly sub-attribute of top that value, the
+// value of an operation on top as a whole, gives (such as {"displayName": …} for the
+// enterprise manager, RFC 7643 §4.3), or "". RFC 7644 §3.5.2: a client MUST NOT
+// modify a readOnly attribute, whether it names it in the path or in the value.
+func readOnlySubIn(top, sub *schemas.Attribute, value any) string {
+	if sub != nil || top.Type != schemas.Complex {
+		return ""
+	}
+	for _, it := range asList(value) {
+		obj, _ := it.(map[string]any)
+		for k := range obj {
+			if s := top.Sub(k); s != nil && s.Mutability == schemas.ReadOnly {
+				return s.Name
+			}
+		}
+	}
+	return ""
+}
+
+// subName is the schema's spelling of the sub-attribute k of top (names are
+// case-insensitive, RFC 7643 §2.1), so that a value merged into a stored one
+// replaces its sub-attribute rather than naming it twice; an unknown k is kept as
+// given, for validation to ignore.
+func subName(top *schemas.Attribute, k string) string {
+	if s := top.Sub(k); s != nil {
+		return s.Name
+	}
+	return k
 }
 
 // applyExtension applies op to a whole schema extension, named by its URN as the
@@ -393,7 +426,7 @@ func (p *patcher) setSingle(holder map[string]any, top *schemas.Attribute, op st
 		cur = map[string]any{}
 	}
 	for k, v := range obj {
-		cur[k] = v
+		cur[subName(top, k)] = v
 	}
 	holder[top.Name] = cur
 	return nil
@@ -470,9 +503,13 @@ func (p *patcher) applyMulti(holder map[string]any, top, sub *schemas.Attribute,
 	case len(matched) == 0:
 		// add where nothing matched: create the value the filter describes, if it
 		// describes one (type eq "work" and ...), else there is no target.
-		obj, ok := equalities(f)
+		eqs, ok := equalities(f)
 		if !ok {
 			return errorf(KindNoTarget, "%s: the filter matches no value", top.Name)
+		}
+		obj := make(map[string]any, len(eqs))
+		for k, x := range eqs {
+			obj[subName(top, k)] = x
 		}
 		if op == "replace" {
 			if err := p.q.use(QuirkValuePathUpsert, KindNoTarget, "%s: the filter matches no value to replace", top.Name); err != nil {
@@ -483,7 +520,7 @@ func (p *patcher) applyMulti(holder map[string]any, top, sub *schemas.Attribute,
 			obj[sub.Name] = value
 		} else if v, ok := value.(map[string]any); ok {
 			for k, x := range v {
-				obj[k] = x
+				obj[subName(top, k)] = x
 			}
 		} else {
 			return errorf(KindInvalidValue, "%s: the value must be an object", top.Name)
@@ -506,7 +543,7 @@ func (p *patcher) applyMulti(holder map[string]any, top, sub *schemas.Attribute,
 					obj = map[string]any{}
 				}
 				for k, x := range v {
-					obj[k] = x
+					obj[subName(top, k)] = x
 				}
 			default:
 				if sub == nil {

@@ -342,3 +342,96 @@ func TestTokenCreateProfileAlias(t *testing.T) {
 		t.Error("an unknown profile was accepted")
 	}
 }
+
+// TestPatchRFCRules: what RFC 7644 §3.5.2 and RFC 7643 require of PATCH, over HTTP
+// on every backend, for the default profile and the strict one. An add or replace
+// without "value" (or with null, RFC 7643 §2.5) is 400 invalidValue; a readOnly
+// attribute, named in the path or inside the value (the enterprise
+// manager.displayName, RFC 7643 §4.3), is 400 mutability; 1.5 for an integer
+// (RFC 7643 §2.3.4) is 400 invalidValue; each refusal leaves the user as it was.
+// A replace on a value filter replaces the matched value whole (§3.5.2.3); a new
+// primary value takes the flag from the old one, also when it comes first (RFC 7643
+// §2.4); member ids in another case name the same user.
+func TestPatchRFCRules(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		for _, profile := range []string{"", "strict"} {
+			t.Run("profile="+profile, func(t *testing.T) {
+				tok := e.token
+				if profile != "" {
+					tok = e.profileToken(profile)
+				}
+				created := e.callAs(tok, "POST", "/scim/v2/Users", user("rules-"+profile+"@example.com",
+					"displayName", "Rules",
+					"emails", []any{
+						map[string]any{"type": "home", "value": "h@example.com"},
+						map[string]any{"type": "work", "value": "w@example.com", "display": "W", "primary": true},
+					},
+					enterprise, map[string]any{"manager": map[string]any{"value": "m-1"}},
+				)).want(t, http.StatusCreated)
+				id := str(created.body, "id")
+				path := "/scim/v2/Users/" + id
+				before := e.callAs(tok, "GET", path, nil).want(t, http.StatusOK)
+				refusals := []struct {
+					name     string
+					op       map[string]any
+					scimType string
+				}{
+					{"add without value", map[string]any{"op": "add", "path": "displayName"}, "invalidValue"},
+					{"replace without value", map[string]any{"op": "replace", "path": "displayName"}, "invalidValue"},
+					{"replace value null", map[string]any{"op": "replace", "path": "displayName", "value": nil}, "invalidValue"},
+					{"manager.displayName", op("replace", enterprise+":manager.displayName", "Boss"), "mutability"},
+					{"manager with displayName", op("replace", enterprise+":manager", map[string]any{"value": "m-2", "displayName": "Boss"}), "mutability"},
+					{"id", op("replace", "id", "other"), "mutability"},
+					{"meta", op("add", "meta", map[string]any{"resourceType": "Group"}), "mutability"},
+					{"groups", op("add", "groups", []any{map[string]any{"value": id}}), "mutability"},
+					{"integer 1.5", op("replace", scimdExtension+":credits", 1.5), "invalidValue"},
+				}
+				for _, c := range refusals {
+					e.callAs(tok, "PATCH", path, patchBody(c.op)).wantError(t, http.StatusBadRequest, c.scimType)
+				}
+				after := e.callAs(tok, "GET", path, nil).want(t, http.StatusOK)
+				if !reflect.DeepEqual(before.body, after.body) {
+					t.Errorf("a refused PATCH changed the user:\n%v\n%v", before.body, after.body)
+				}
+				e.callAs(tok, "POST", "/scim/v2/Users", user("rules-credits-"+profile+"@example.com",
+					scimdExtension, map[string]any{"credits": 1.5})).wantError(t, http.StatusBadRequest, "invalidValue")
+
+				get := func(ops ...map[string]any) map[string]any {
+					t.Helper()
+					if r := e.callAs(tok, "PATCH", path, patchBody(ops...)); r.status != http.StatusOK && r.status != http.StatusNoContent {
+						t.Fatalf("PATCH %v: %d %s", ops, r.status, r.raw)
+					}
+					return e.callAs(tok, "GET", path, nil).want(t, http.StatusOK).body
+				}
+				b := get(op("replace", `emails[type eq "work"]`, map[string]any{"type": "work", "value": "w2@example.com"}))
+				want := []any{map[string]any{"type": "home", "value": "h@example.com"}, map[string]any{"type": "work", "value": "w2@example.com"}}
+				if !reflect.DeepEqual(b["emails"], want) {
+					t.Errorf("replace on a value filter: emails %v, want %v", b["emails"], want)
+				}
+				get(op("replace", `emails[type eq "work"].primary`, true))
+				b = get(op("replace", `emails[type eq "home"].primary`, true))
+				want = []any{map[string]any{"type": "home", "value": "h@example.com", "primary": true}, map[string]any{"type": "work", "value": "w2@example.com"}}
+				if !reflect.DeepEqual(b["emails"], want) {
+					t.Errorf("new primary first: emails %v, want %v", b["emails"], want)
+				}
+
+				g := e.callAs(tok, "POST", "/scim/v2/Groups", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"},
+					"displayName": "rules-" + profile}).want(t, http.StatusCreated)
+				gpath := "/scim/v2/Groups/" + str(g.body, "id")
+				if r := e.callAs(tok, "PATCH", gpath, patchBody(op("add", "members", []any{map[string]any{"value": strings.ToUpper(id)}}))); r.status != http.StatusOK && r.status != http.StatusNoContent {
+					t.Fatalf("add member in upper case: %d %s", r.status, r.raw)
+				}
+				members, _ := e.callAs(tok, "GET", gpath, nil).want(t, http.StatusOK).body["members"].([]any)
+				if len(members) != 1 || str(members[0].(map[string]any), "value") != id {
+					t.Errorf("members %v, want the one user %s", members, id)
+				}
+				if r := e.callAs(tok, "PATCH", gpath, patchBody(op("remove", `members[value eq "`+strings.ToUpper(id)+`"]`, nil))); r.status != http.StatusOK && r.status != http.StatusNoContent {
+					t.Fatalf("remove member in upper case: %d %s", r.status, r.raw)
+				}
+				if members := e.callAs(tok, "GET", gpath, nil).want(t, http.StatusOK).body["members"]; members != nil {
+					t.Errorf("after remove: members %v", members)
+				}
+			})
+		}
+	})
+}
