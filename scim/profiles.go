@@ -20,6 +20,8 @@ const (
 	QuirkOpCase Quirk = "op_case"
 	// QuirkStringBoolean: a boolean sent as a string ("False").
 	QuirkStringBoolean Quirk = "string_boolean"
+	// QuirkStringNumber: an integer or decimal sent as a string ("5").
+	QuirkStringNumber Quirk = "string_number"
 	// QuirkDottedKey: a PATCH value without path whose keys are attribute paths
 	// ("name.givenName") rather than attributes.
 	QuirkDottedKey Quirk = "dotted_key"
@@ -50,7 +52,7 @@ const (
 )
 
 // AllQuirks lists every quirk.
-var AllQuirks = []Quirk{QuirkOpCase, QuirkStringBoolean, QuirkDottedKey, QuirkURNKey, QuirkValuePathUpsert,
+var AllQuirks = []Quirk{QuirkOpCase, QuirkStringBoolean, QuirkStringNumber, QuirkDottedKey, QuirkURNKey, QuirkValuePathUpsert,
 	QuirkBareReference, QuirkRemoveWithValue, QuirkSingleValue, QuirkBareMember, QuirkMissingSchemas,
 	QuirkUnknownSchema, QuirkFilterSubAttribute}
 
@@ -75,13 +77,13 @@ var Profiles = []string{ProfileTolerant, ProfileStrict, ProfileOkta, ProfileEntr
 
 // profileQuirks are the quirks each profile accepts.
 var profileQuirks = map[string][]Quirk{
-	ProfileTolerant: {QuirkOpCase, QuirkStringBoolean, QuirkDottedKey, QuirkURNKey, QuirkBareReference,
+	ProfileTolerant: {QuirkOpCase, QuirkStringBoolean, QuirkStringNumber, QuirkDottedKey, QuirkURNKey, QuirkBareReference,
 		QuirkRemoveWithValue, QuirkSingleValue, QuirkBareMember, QuirkMissingSchemas, QuirkFilterSubAttribute},
 	ProfileStrict: nil,
 	// Okta's connector follows the RFC closely; it may send lone values for lists.
 	ProfileOkta: {QuirkSingleValue},
 	// Microsoft Entra ID's provisioning service, as its compliance notes describe.
-	ProfileEntra: {QuirkOpCase, QuirkStringBoolean, QuirkDottedKey, QuirkURNKey, QuirkValuePathUpsert,
+	ProfileEntra: {QuirkOpCase, QuirkStringBoolean, QuirkStringNumber, QuirkDottedKey, QuirkURNKey, QuirkValuePathUpsert,
 		QuirkBareReference, QuirkRemoveWithValue, QuirkSingleValue, QuirkUnknownSchema, QuirkFilterSubAttribute},
 }
 

@@ -157,6 +157,12 @@ func (q *Quirks) single(a *schemas.Attribute, v any, at string) (any, error) {
 			if sub == nil {
 				continue // RFC 7644 §3.3: unknown attributes may be ignored
 			}
+			if sub.Mutability == schemas.ReadOnly {
+				// RFC 7644 §3.3 and §3.5.1: values of readOnly attributes (the
+				// enterprise manager.displayName, RFC 7643 §4.3) in a POST or PUT body
+				// SHALL be ignored; a PATCH naming one is refused before it gets here.
+				continue
+			}
 			if _, dup := out[sub.Name]; dup {
 				return nil, errorf(KindInvalidSyntax, "%s.%s is given twice", at, sub.Name)
 			}
@@ -207,12 +213,18 @@ func (q *Quirks) single(a *schemas.Attribute, v any, at string) (any, error) {
 		}
 		return nil, errorf(KindInvalidValue, "%s must be a boolean (true or false)", at)
 	case schemas.Integer:
+		if err := q.numberString(v, at, "an integer"); err != nil {
+			return nil, err
+		}
 		n, ok := number(v)
 		if !ok || n != math.Trunc(n) || math.Abs(n) > 1<<53 {
 			return nil, errorf(KindInvalidValue, "%s must be an integer", at)
 		}
 		return int64(n), nil
 	case schemas.Decimal:
+		if err := q.numberString(v, at, "a number"); err != nil {
+			return nil, err
+		}
 		n, ok := number(v)
 		if !ok {
 			return nil, errorf(KindInvalidValue, "%s must be a number", at)
@@ -229,6 +241,17 @@ func (q *Quirks) single(a *schemas.Attribute, v any, at string) (any, error) {
 		return s, nil
 	}
 	return nil, errorf(KindInvalidValue, "%s has an unsupported type", at)
+}
+
+// numberString admits a number sent as a JSON string ("credits": "5") only as
+// QuirkStringNumber: RFC 7643 §2.3.4 and §2.3.5 make integer and decimal JSON numbers,
+// so for a client whose profile does not read the quirk it is 400 invalidValue.
+func (q *Quirks) numberString(v any, at, what string) error {
+	s, ok := v.(string)
+	if !ok {
+		return nil
+	}
+	return q.use(QuirkStringNumber, KindInvalidValue, "%s must be %s, not the string %q", at, what, s)
 }
 
 func number(v any) (float64, bool) {

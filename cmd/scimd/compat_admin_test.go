@@ -18,6 +18,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/scimd/scimd/schemas"
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/scimhttp"
 	"github.com/scimd/scimd/store/storetest"
@@ -26,8 +27,6 @@ import (
 // The administration service (COMPAT.md §2) end to end: golden cases from
 // testdata/compat/admin, then every route's behaviours and errors, with read-backs
 // through /scim/v2, on every database.
-
-const adminExtURN = "urn:scimd:schemas:extension:2.0:User"
 
 // adminResp is a decoded admin response (its body is application/json).
 type adminResp struct {
@@ -110,7 +109,7 @@ func adminSCIMUser(t *testing.T, e *env, userName string) map[string]any {
 
 // adminCredits reads the credits of a SCIM user (nil when it has none).
 func adminSCIMCredits(u map[string]any) any {
-	ext, _ := u[adminExtURN].(map[string]any)
+	ext, _ := u[schemas.ScimdUserURN].(map[string]any)
 	return ext["credits"]
 }
 
@@ -328,14 +327,14 @@ func TestAdminCreate(t *testing.T) {
 			if c := adminSCIMCredits(u); c != float64(1000) {
 				t.Errorf("credits %v", c)
 			}
-			if s, _ := u["schemas"].([]any); len(s) != 2 || s[1] != adminExtURN {
+			if s, _ := u["schemas"].([]any); len(s) != 2 || s[1] != schemas.ScimdUserURN {
 				t.Errorf("schemas %v", u["schemas"])
 			}
 			if _, ok := u["name"]; ok {
 				t.Errorf("name set: %v", u["name"])
 			}
 			// The extension is filterable like any other.
-			f := e.call("GET", "/scim/v2/Users?filter="+url.QueryEscape(adminExtURN+":credits ge 1000"), nil).want(t, http.StatusOK)
+			f := e.call("GET", "/scim/v2/Users?filter="+url.QueryEscape(schemas.ScimdUserURN+":credits ge 1000"), nil).want(t, http.StatusOK)
 			if f.body["totalResults"] != float64(1) {
 				t.Errorf("filter on credits: %s", f.raw)
 			}
@@ -457,7 +456,7 @@ func TestAdminGetAndList(t *testing.T) {
 		})
 		t.Run("get_sees_scim_changes", func(t *testing.T) {
 			id := str(adminSCIMUser(t, e, "c@example.com"), "id")
-			e.call("PATCH", "/scim/v2/Users/"+id, patchBody(op("replace", adminExtURN+":credits", 77), op("replace", "active", false))).want(t, http.StatusOK)
+			e.call("PATCH", "/scim/v2/Users/"+id, patchBody(op("replace", schemas.ScimdUserURN+":credits", 77), op("replace", "active", false))).want(t, http.StatusOK)
 			adminWantBody(t, adminDo(t, e, admin, "GET", "/users/c@example.com", nil).want(t, http.StatusOK),
 				map[string]any{"email": "c@example.com", "credits": 77, "active": false})
 		})

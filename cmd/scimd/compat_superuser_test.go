@@ -20,14 +20,13 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/scimd/scimd/schemas"
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/scim/scimhttp"
 	"github.com/scimd/scimd/store/storetest"
 )
 
 // The superuser management family (COMPAT.md §4) over real HTTP and real databases.
-
-const superuserExt = "urn:scimd:schemas:extension:2.0:User"
 
 // superuserTenant is a tenant with the credentials the tests use.
 type superuserTenant struct {
@@ -381,19 +380,19 @@ func TestSuperuserCreateReadBack(t *testing.T) {
 					t.Fatal("user not found through /scim/v2")
 				}
 				want := map[string]any{
-					"userName":   email,
-					"active":     true,
-					"name":       map[string]any{"givenName": "Ann", "familyName": "Lee"},
-					"emails":     []any{map[string]any{"value": email, "type": "work", "primary": true}},
-					"schemas":    map[string]any{"$contains": []any{"urn:ietf:params:scim:schemas:core:2.0:User", superuserExt}},
-					superuserExt: map[string]any{"emailVerified": tc.verified},
-					"password":   map[string]any{"$absent": true},
+					"userName":           email,
+					"active":             true,
+					"name":               map[string]any{"givenName": "Ann", "familyName": "Lee"},
+					"emails":             []any{map[string]any{"value": email, "type": "work", "primary": true}},
+					"schemas":            map[string]any{"$contains": []any{"urn:ietf:params:scim:schemas:core:2.0:User", schemas.ScimdUserURN}},
+					schemas.ScimdUserURN: map[string]any{"emailVerified": tc.verified},
+					"password":           map[string]any{"$absent": true},
 				}
 				for _, d := range matchJSON("user", want, u) {
 					t.Error(d)
 				}
 				// The extension is filterable like any other attribute.
-				f := superuserExt + ":emailVerified eq " + strconv.FormatBool(tc.verified) + " and userName eq " + strconv.Quote(email)
+				f := schemas.ScimdUserURN + ":emailVerified eq " + strconv.FormatBool(tc.verified) + " and userName eq " + strconv.Quote(email)
 				lr := e.callAs(tn.scim, http.MethodGet, "/scim/v2/Users?filter="+url.QueryEscape(f), nil).want(t, http.StatusOK)
 				if lr.body["totalResults"] != float64(1) {
 					t.Errorf("filter %s: %v", f, lr.raw)
@@ -595,8 +594,8 @@ func TestSuperuserBadInput(t *testing.T) {
 			superuserDo(t, e, http.MethodPost, "/api/v1/create_user",
 				`{"key": `+key+`, `+ok+`, "email_confirmed": null, "team": "x"}`).want(t, http.StatusCreated)
 			u := superuserSCIMUser(t, e, tn.scim, "ok@example.com")
-			if v, _ := u[superuserExt].(map[string]any); v["emailVerified"] != false {
-				t.Errorf("email_confirmed null: %v", u[superuserExt])
+			if v, _ := u[schemas.ScimdUserURN].(map[string]any); v["emailVerified"] != false {
+				t.Errorf("email_confirmed null: %v", u[schemas.ScimdUserURN])
 			}
 		})
 		t.Run("names_are_optional", func(t *testing.T) {

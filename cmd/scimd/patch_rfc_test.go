@@ -10,10 +10,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/scimd/scimd/schemas"
 	"github.com/scimd/scimd/scim"
 )
-
-const scimdExtension = "urn:scimd:schemas:extension:2.0:User"
 
 // TestPatchWholeExtensionPath: a PATCH path that is an extension's URN names the
 // whole extension (scimd's reading of RFC 7644 §3.5.2), on every profile: add merges
@@ -29,7 +28,7 @@ func TestPatchWholeExtensionPath(t *testing.T) {
 				}
 				created := e.callAs(tok, "POST", "/scim/v2/Users", user("ext-"+profile+"@example.com",
 					enterprise, map[string]any{"employeeNumber": "701984", "department": "Tours", "manager": map[string]any{"value": "m-1"}},
-					scimdExtension, map[string]any{"credits": 3},
+					schemas.ScimdUserURN, map[string]any{"credits": 3},
 				)).want(t, http.StatusCreated)
 				path := "/scim/v2/Users/" + str(created.body, "id")
 				patch := func(ops ...map[string]any) resp {
@@ -48,20 +47,20 @@ func TestPatchWholeExtensionPath(t *testing.T) {
 				if want := map[string]any{"department": "Y"}; !reflect.DeepEqual(ext(r.body), want) {
 					t.Errorf("replace: %v, want %v", ext(r.body), want)
 				}
-				r = patch(op("replace", scimdExtension, map[string]any{"emailVerified": true}))
-				if want := map[string]any{"emailVerified": true}; !reflect.DeepEqual(r.body[scimdExtension], want) {
-					t.Errorf("replace %s: %v, want %v", scimdExtension, r.body[scimdExtension], want)
+				r = patch(op("replace", schemas.ScimdUserURN, map[string]any{"emailVerified": true}))
+				if want := map[string]any{"emailVerified": true}; !reflect.DeepEqual(r.body[schemas.ScimdUserURN], want) {
+					t.Errorf("replace %s: %v, want %v", schemas.ScimdUserURN, r.body[schemas.ScimdUserURN], want)
 				}
 				r = patch(op("remove", enterprise, nil))
 				if r.body[enterprise] != nil || contains(toStrings(r.body["schemas"]), enterprise) {
 					t.Errorf("remove: %v, schemas %v", r.body[enterprise], r.body["schemas"])
 				}
-				if !contains(toStrings(r.body["schemas"]), scimdExtension) {
-					t.Errorf("schemas %v lost %s", r.body["schemas"], scimdExtension)
+				if !contains(toStrings(r.body["schemas"]), schemas.ScimdUserURN) {
+					t.Errorf("schemas %v lost %s", r.body["schemas"], schemas.ScimdUserURN)
 				}
 				before := e.callAs(tok, "GET", path, nil).want(t, http.StatusOK)
 				e.callAs(tok, "PATCH", path, patchBody(op("replace", enterprise, "X"))).wantError(t, 400, "invalidValue")
-				e.callAs(tok, "PATCH", path, patchBody(op("add", scimdExtension, []any{"X"}))).wantError(t, 400, "invalidValue")
+				e.callAs(tok, "PATCH", path, patchBody(op("add", schemas.ScimdUserURN, []any{"X"}))).wantError(t, 400, "invalidValue")
 				e.callAs(tok, "PATCH", path, patchBody(op("add", enterprise, map[string]any{"department": 7}))).wantError(t, 400, "invalidValue")
 				e.callAs(tok, "PATCH", path, patchBody(op("add", enterprise, map[string]any{"manager.displayName": "Boss"}))).wantError(t, 400, "mutability")
 				after := e.callAs(tok, "GET", path, nil).want(t, http.StatusOK)
@@ -384,7 +383,7 @@ func TestPatchRFCRules(t *testing.T) {
 					{"id", op("replace", "id", "other"), "mutability"},
 					{"meta", op("add", "meta", map[string]any{"resourceType": "Group"}), "mutability"},
 					{"groups", op("add", "groups", []any{map[string]any{"value": id}}), "mutability"},
-					{"integer 1.5", op("replace", scimdExtension+":credits", 1.5), "invalidValue"},
+					{"integer 1.5", op("replace", schemas.ScimdUserURN+":credits", 1.5), "invalidValue"},
 				}
 				for _, c := range refusals {
 					e.callAs(tok, "PATCH", path, patchBody(c.op)).wantError(t, http.StatusBadRequest, c.scimType)
@@ -394,7 +393,7 @@ func TestPatchRFCRules(t *testing.T) {
 					t.Errorf("a refused PATCH changed the user:\n%v\n%v", before.body, after.body)
 				}
 				e.callAs(tok, "POST", "/scim/v2/Users", user("rules-credits-"+profile+"@example.com",
-					scimdExtension, map[string]any{"credits": 1.5})).wantError(t, http.StatusBadRequest, "invalidValue")
+					schemas.ScimdUserURN, map[string]any{"credits": 1.5})).wantError(t, http.StatusBadRequest, "invalidValue")
 
 				get := func(ops ...map[string]any) map[string]any {
 					t.Helper()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scimd/scimd/schemas"
 	"github.com/scimd/scimd/scim"
 )
 
@@ -48,6 +49,7 @@ func TestClientProfiles(t *testing.T) {
 			{scim.QuirkValuePathUpsert, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", `emails[type eq "work"].value`, "q@work")), true, false, "noTarget", true},
 			{scim.QuirkBareReference, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", enterprise+":manager", other)), true, false, "invalidValue", false},
 			{scim.QuirkRemoveWithValue, "PATCH", "/scim/v2/Groups/" + gid, patchBody(op("remove", "members", []any{map[string]any{"value": other}})), true, false, "invalidValue", false},
+			{scim.QuirkStringNumber, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("replace", schemas.ScimdUserURN+":credits", "5")), true, false, "invalidValue", false},
 			{scim.QuirkSingleValue, "PATCH", "/scim/v2/Users/" + uid, patchBody(op("add", "phoneNumbers", map[string]any{"value": "+1"})), true, true, "invalidValue", false},
 			{scim.QuirkBareMember, "PATCH", "/scim/v2/Groups/" + gid, patchBody(op("add", "members", []any{other})), false, false, "invalidValue", false},
 			{scim.QuirkMissingSchemas, "POST", "/scim/v2/Users", map[string]any{"userName": "noschemas@example.com"}, false, false, "invalidSyntax", false},

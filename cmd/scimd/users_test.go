@@ -312,3 +312,31 @@ func ext(b map[string]any) map[string]any {
 	m, _ := b[enterprise].(map[string]any)
 	return m
 }
+
+// TestReadOnlySubAttributesIgnored: a readOnly sub-attribute a client gives in a POST
+// or PUT body, the enterprise manager's displayName (RFC 7643 §4.3), is ignored as RFC
+// 7644 §3.3 and §3.5.1 say, not stored; the writable parts of the same value are.
+func TestReadOnlySubAttributesIgnored(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		manager := map[string]any{"value": "m-1", "displayName": "Boss"}
+		body := user("ro@example.com", enterprise, map[string]any{"department": "Tours", "manager": manager})
+		r := e.call("POST", "/scim/v2/Users", body).want(t, 201)
+		id := str(r.body, "id")
+		check := func(step string, doc map[string]any) {
+			t.Helper()
+			ext, _ := doc[enterprise].(map[string]any)
+			m, _ := ext["manager"].(map[string]any)
+			if m["value"] != "m-1" || ext["department"] != "Tours" {
+				t.Errorf("%s: the writable parts were not kept: %v", step, ext)
+			}
+			if _, ok := m["displayName"]; ok {
+				t.Errorf("%s: manager.displayName was stored: %v", step, m)
+			}
+		}
+		check("POST answer", r.body)
+		check("GET after POST", e.call("GET", "/scim/v2/Users/"+id, nil).want(t, 200).body)
+		body[enterprise].(map[string]any)["manager"] = map[string]any{"value": "m-1", "DisplayName": "Other"}
+		check("PUT answer", e.call("PUT", "/scim/v2/Users/"+id, body).want(t, 200).body)
+		check("GET after PUT", e.call("GET", "/scim/v2/Users/"+id, nil).want(t, 200).body)
+	})
+}
