@@ -331,6 +331,13 @@ func TestAdminRoutes(t *testing.T) {
 			if r := f.do("GET", "/users/ann@example.com", "", "Authorization", admin); r.body["active"] != false || r.body["credits"] != float64(3) {
 				t.Errorf("after PATCH: %s", r.raw)
 			}
+			// Deactivating again zeroes the credits of the deactivated account.
+			if r := f.do("DELETE", "/users?email=ann%40example.com", "", "Authorization", admin); r.status != 200 || r.body["credits"] != float64(0) {
+				t.Errorf("second deactivation: %s", r.raw)
+			}
+			if r := f.do("GET", "/users/ann@example.com", "", "Authorization", admin); r.body["active"] != false || r.body["credits"] != float64(0) {
+				t.Errorf("after the second deactivation: %s", r.raw)
+			}
 		})
 		t.Run("family_disabled", func(t *testing.T) {
 			f.set("family.admin=disabled")

@@ -470,3 +470,31 @@ func TestOnboardingTaskNumberRoute(t *testing.T) {
 		}
 	})
 }
+
+// TestOnboardingSyncBound: a batch of up to 1,000 users is run in the request
+// (200); a larger one is answered 202 at once and left to the worker
+// (onboarding.async). Entries with an invalid email keep the batches cheap: they
+// are stored as failed and never run.
+func TestOnboardingSyncBound(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, f *fixture) {
+		auth := []string{"Authorization", "Bearer " + f.token(scopes(scim.ScopeCompat))}
+		batch := func(n int) string {
+			parts := make([]string, n)
+			for i := range parts {
+				parts[i] = fmt.Sprintf(`{"email":"bad%d","firstName":"F","lastName":"L"}`, i)
+			}
+			return "[" + strings.Join(parts, ",") + "]"
+		}
+		for _, tc := range []struct {
+			n      int
+			status int
+		}{{onboardingSyncMax, 200}, {onboardingSyncMax + 1, 202}} {
+			r := f.do("POST", onboardingUsersPath, batch(tc.n), auth...)
+			r.want(t, tc.status, "", "")
+			res := r.body["result"].(map[string]any)
+			if res["total"] != float64(tc.n) || res["taskId"] == nil {
+				t.Errorf("%d users: result total %v taskId %v", tc.n, res["total"], res["taskId"])
+			}
+		}
+	})
+}
