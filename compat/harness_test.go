@@ -119,8 +119,8 @@ func (f *fixture) user(email string, active bool, extra map[string]any) *scim.Re
 // lookup returns the fixture tenant's user whose userName is email, or nil.
 func (f *fixture) lookup(email string) *scim.Resource {
 	f.t.Helper()
-	one := 2
-	page, err := f.svc.List(context.Background(), f.tenantID, scim.UserKind, scim.ListQuery{Filter: `userName eq "` + email + `"`, Count: &one})
+	two := 2 // a second one is a failure
+	page, err := f.svc.List(context.Background(), f.tenantID, scim.UserKind, scim.ListQuery{Filter: `userName eq "` + email + `"`, Count: &two})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func mustJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
-// jsonNumber decodes a JSON value with numbers kept as json.Number, as
+// decodeValue decodes a JSON value with numbers kept as json.Number, as
 // scim.DecodeJSON does.
 func decodeValue(t *testing.T, s string) any {
 	t.Helper()
