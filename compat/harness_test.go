@@ -177,8 +177,7 @@ func (f *fixture) do(method, path, body string, hdr ...string) reply {
 	return r
 }
 
-// want checks the status and, when field is not "", that the body's field is code
-// and (for errors) that a human-readable text is present in textField.
+// want checks the status and, when field is not "", that the body's field is code.
 func (r reply) want(t *testing.T, status int, field, code string) {
 	t.Helper()
 	if r.status != status {
