@@ -21,7 +21,7 @@ import (
 	"github.com/scimd/scimd/scim/middleware"
 )
 
-// The administration service (COMPAT.md §2): a whitelabel reseller provisions API
+// The administration service (CONTRACT.md, rules admin.*): a whitelabel reseller provisions API
 // accounts by email at /users, each with API credits kept in scimd's own User
 // extension and a secret API token of its own, and checks the tokens its customers
 // present with POST /users/verify.

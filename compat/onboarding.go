@@ -15,7 +15,7 @@ import (
 	"github.com/scimd/scimd/scim/middleware"
 )
 
-// Onboarding provisioning (COMPAT.md §5): a batch of users is created (POST) or
+// Onboarding provisioning (CONTRACT.md, rules onboarding.*): a batch of users is created (POST) or
 // updated (PATCH) in one call, and the batch's task reports each user's outcome
 // (GET /onboarding/provision/tasks/{taskId}). Authenticated with
 // "Authorization: Bearer <token>" of scope compat.
@@ -100,7 +100,8 @@ func onboardingMethodNotAllowed(allow string) func(w http.ResponseWriter, r *htt
 	}
 }
 
-// provision serves POST /onboarding/provision/standalone/users (COMPAT.md §5).
+// provision serves POST /onboarding/provision/standalone/users (CONTRACT.md
+// onboarding.provision, onboarding.failures).
 //
 // The body is a JSON array of {email, firstName, lastName, roles[], sendInvitation?,
 // resource?: {regionId, isActive?}}. Each user becomes one SCIM create: userName and
@@ -116,8 +117,8 @@ func onboardingMethodNotAllowed(allow string) func(w http.ResponseWriter, r *htt
 // entries are written, each user in its own transaction (one user's failure undoes
 // nothing of another's, and leaves nothing of its own behind). The answer is 200
 // however many entries failed, all of them included, as in the vendor's example of
-// a batch whose only user failed. COMPAT.md's shared rule that wrong types are 400
-// is read as applying to the request, not to one entry of a batch.
+// a batch whose only user failed. The shared rule that wrong types are 400
+// (CONTRACT.md shared.errors) applies to the request, not to one entry of a batch.
 //
 // Decisions where the contract and the vendor document are silent:
 //   - The whole request is refused (400) before any user is written only when there
@@ -162,7 +163,8 @@ func (o *onboardingRoutes) provision(w http.ResponseWriter, r *http.Request) err
 	return o.batch(w, r, false)
 }
 
-// update serves PATCH /onboarding/provision/standalone/users (COMPAT.md §5).
+// update serves PATCH /onboarding/provision/standalone/users (CONTRACT.md
+// onboarding.patch).
 //
 // The body has POST's shape; each entry updates the user whose userName is the
 // normalized email, changing only the fields present: firstName and lastName
@@ -246,13 +248,13 @@ func (o *onboardingRoutes) batch(w http.ResponseWriter, r *http.Request, patch b
 	return nil
 }
 
-// task serves GET /onboarding/provision/tasks/{taskId} (COMPAT.md §5): the task and
+// task serves GET /onboarding/provision/tasks/{taskId} (CONTRACT.md onboarding.task): the task and
 // one row per user of its batch, in the batch's order.
 //
 // taskId is the task's number within the tenant (1, 2, 3 … in the order the
 // tenant's batches were made), a JSON number as in the vendor document
-// ("taskId": 85); COMPAT.md §5 calls it a string, which the vendor document
-// contradicts. scimd's internal task id is never shown.
+// ("taskId": 85), so that a client storing it as an integer works (CONTRACT.md
+// onboarding.task-id). scimd's internal task id is never shown.
 //
 // Decisions where the contract and the vendor document are silent:
 //   - A taskId in the path that is not a task number (anything but decimal digits

@@ -15,7 +15,7 @@ import (
 	"github.com/scimd/scimd/scim/middleware"
 )
 
-// Partner provisioning (COMPAT.md §1): a whitelabel partner adds users to and removes
+// Partner provisioning (CONTRACT.md, rules partner.*): a whitelabel partner adds users to and removes
 // them from its organisation with one route, POST /v1/pine/partner/provision-user
 // (alias POST /provision-user), authenticated with "Authorization: Token <token>".
 
@@ -69,7 +69,7 @@ func (c *Compat) mountPartner(mux middleware.Mux) {
 }
 
 // partnerProvisionUser serves POST /v1/pine/partner/provision-user and its alias
-// POST /provision-user (COMPAT.md §1).
+// POST /provision-user (CONTRACT.md partner.routes).
 //
 // The body is a JSON object {"action", "email", "result_url"}:
 //   - action "provision" (the default when absent, null or "") creates the user with

@@ -20,7 +20,7 @@ import (
 	"github.com/scimd/scimd/scim/scimhttp"
 )
 
-// The platform user provisioning family (COMPAT.md §3): three vendor routes that sit
+// The platform user provisioning family (CONTRACT.md, rules platform.*): three vendor routes that sit
 // under /scim but outside the SCIM API at /scim/v2, answer with the SCIM User
 // representation and use the SCIM error schema (RFC 7644 §3.12).
 //

@@ -22,7 +22,8 @@ const (
 	superuserScimdURN = "urn:scimd:schemas:extension:2.0:User"
 )
 
-// mountSuperuser registers the superuser management family (COMPAT.md §4): a
+// mountSuperuser registers the superuser management family (CONTRACT.md, rules
+// superuser.*): a
 // deployment's superuser creates and deletes accounts and reads two reports,
 // authenticating with a key in the JSON body (POST) or in the key query parameter
 // (GET). Every route needs a token with the admin scope; any such token works, not

@@ -24,7 +24,7 @@ import (
 	"github.com/scimd/scimd/store/storetest"
 )
 
-// The administration service (COMPAT.md §2) end to end: golden cases from
+// The administration service (compat/CONTRACT.md, admin.*) end to end: golden cases from
 // testdata/compat/admin, then every route's behaviours and errors, with read-backs
 // through /scim/v2, on every database.
 
@@ -146,6 +146,8 @@ func adminBackends(t *testing.T, fn func(t *testing.T, e *env), tune ...func(*sc
 // expected answer. In strings, ${admin} is that admin token, ${scim} a token of the
 // same tenant with only the scim scope, and ${name} a value a setup step captured.
 type adminCase struct {
+	// Rules are the ids of the compat/CONTRACT.md rules the case checks (required).
+	Rules       []string       `json:"rules"`
 	Description string         `json:"description"`
 	Setup       []adminStep    `json:"setup"`
 	Request     adminCaseReq   `json:"request"`
@@ -207,6 +209,9 @@ func TestAdminMatcher(t *testing.T) {
 		{"value", `{"a": 2}`, 1},
 		{"array_length", `{"c": [1]}`, 1},
 		{"array", `{"c": [1, 2]}`, 0},
+		{"mentions", `{"b": {"$mentions": ["x"]}}`, 0},
+		{"mentions_missing", `{"b": {"$mentions": ["x", "y"]}}`, 1},
+		{"mentions_not_a_string", `{"a": {"$mentions": ["1"]}}`, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var w any
@@ -239,6 +244,9 @@ func TestAdminGolden(t *testing.T) {
 				d := json.NewDecoder(bytes.NewReader(raw))
 				d.DisallowUnknownFields()
 				if err := d.Decode(&c); err != nil {
+					t.Fatalf("%s: %v", p, err)
+				}
+				if err := checkContractRules(c.Rules); err != nil {
 					t.Fatalf("%s: %v", p, err)
 				}
 				tenant := fmt.Sprintf("admin-golden-%d", i)

@@ -28,7 +28,7 @@ import (
 	"github.com/scimd/scimd/store/storetest"
 )
 
-// The onboarding family (COMPAT.md §5): golden cases from testdata/compat/onboarding,
+// The onboarding family (compat/CONTRACT.md, onboarding.*): golden cases from testdata/compat/onboarding,
 // the read-back through SCIM, the body limit, and the background worker over large
 // batches, on every database.
 
@@ -42,8 +42,9 @@ const (
 // captured for later steps ({{name}}), and what SCIM and the outbox hold afterwards.
 type onboardingCase struct {
 	Description string `json:"description"`
-	Source      string `json:"source"`
-	Given       struct {
+	// Rules are the ids of the compat/CONTRACT.md rules the case checks (required).
+	Rules []string `json:"rules"`
+	Given struct {
 		Users []struct {
 			Email     string   `json:"email"`
 			FirstName string   `json:"firstName"`
@@ -99,6 +100,9 @@ func TestOnboardingGolden(t *testing.T) {
 					d := json.NewDecoder(bytes.NewReader(raw))
 					d.DisallowUnknownFields()
 					if err := d.Decode(&c); err != nil {
+						t.Fatalf("%s: %v", f, err)
+					}
+					if err := checkContractRules(c.Rules); err != nil {
 						t.Fatalf("%s: %v", f, err)
 					}
 					onboardingRunCase(t, newEnv(t, b, scimhttp.Options{MaxBodyBytes: 64 << 10}), c)

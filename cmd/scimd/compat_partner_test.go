@@ -24,7 +24,7 @@ import (
 	"github.com/scimd/scimd/store/storetest"
 )
 
-// Tests of the partner provisioning family (COMPAT.md §1): POST
+// Tests of the partner provisioning family (compat/CONTRACT.md, partner.*): POST
 // /v1/pine/partner/provision-user and its alias POST /provision-user.
 
 const (
@@ -158,8 +158,9 @@ func partnerCheckMessage(t *testing.T, m scim.Message, userID, email, resultURL 
 // after it.
 type partnerCase struct {
 	Description string `json:"description"`
-	Source      string `json:"source"`
-	Given       struct {
+	// Rules are the ids of the compat/CONTRACT.md rules the case checks (required).
+	Rules []string `json:"rules"`
+	Given struct {
 		// Users are created in the default tenant through the SCIM service.
 		Users []struct {
 			Email  string `json:"email"`
@@ -203,8 +204,11 @@ func partnerLoadCase(t *testing.T, path string) partnerCase {
 	if err := d.Decode(&c); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	if c.Description == "" || c.Source == "" || c.Request.Method == "" || c.Request.Path == "" || c.Response.Status == 0 {
-		t.Fatalf("%s: description, source, request.method, request.path and response.status are required", path)
+	if c.Description == "" || c.Request.Method == "" || c.Request.Path == "" || c.Response.Status == 0 {
+		t.Fatalf("%s: description, request.method, request.path and response.status are required", path)
+	}
+	if err := checkContractRules(c.Rules); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 	return c
 }

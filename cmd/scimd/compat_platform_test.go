@@ -22,7 +22,7 @@ import (
 	"github.com/scimd/scimd/scim"
 )
 
-// The platform user provisioning family (COMPAT.md §3): golden cases from the vendor
+// The platform user provisioning family (compat/CONTRACT.md, platform.*): golden cases from the vendor
 // document in testdata/compat/platform, then every error status, the two-token
 // authentication, tenant isolation and read-backs through /scim/v2, on every database.
 
@@ -87,7 +87,8 @@ func platformSample(username, email string) map[string]any {
 // hold {{authorization}} (Bearer), {{basicAuthorization}}, {{appToken}}, {{scimToken}},
 // {{baseUrl}} (…/scim/v2) and captured values.
 type platformCase struct {
-	Source      string            `json:"source"`
+	// Rules are the ids of the compat/CONTRACT.md rules the case checks (required).
+	Rules       []string          `json:"rules"`
 	Description string            `json:"description"`
 	Setup       []platformRequest `json:"setup,omitempty"`
 	Request     platformRequest   `json:"request"`
@@ -119,8 +120,11 @@ func platformLoadCase(path string) (platformCase, error) {
 	if err := d.Decode(&c); err != nil {
 		return platformCase{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if c.Source == "" || c.Description == "" || c.Request.Method == "" || !strings.HasPrefix(c.Request.Path, "/") || len(c.Response.Status) == 0 {
-		return platformCase{}, fmt.Errorf("%s: source, description, request.method, request.path and response.status are required", path)
+	if c.Description == "" || c.Request.Method == "" || !strings.HasPrefix(c.Request.Path, "/") || len(c.Response.Status) == 0 {
+		return platformCase{}, fmt.Errorf("%s: description, request.method, request.path and response.status are required", path)
+	}
+	if err := checkContractRules(c.Rules); err != nil {
+		return platformCase{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }

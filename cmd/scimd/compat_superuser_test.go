@@ -26,7 +26,7 @@ import (
 	"github.com/scimd/scimd/store/storetest"
 )
 
-// The superuser management family (COMPAT.md §4) over real HTTP and real databases.
+// The superuser management family (compat/CONTRACT.md, superuser.*) over real HTTP and real databases.
 
 // superuserTenant is a tenant with the credentials the tests use.
 type superuserTenant struct {
@@ -203,8 +203,9 @@ func superuserSCIMUser(t *testing.T, e *env, token, userName string) map[string]
 // superuserCase is one golden case in testdata/compat/superuser.
 type superuserCase struct {
 	Description string `json:"description"`
-	Source      string `json:"source"`
-	Given       struct {
+	// Rules are the ids of the compat/CONTRACT.md rules the case checks (required).
+	Rules []string `json:"rules"`
+	Given struct {
 		Users []superuserGivenUser `json:"users"`
 	} `json:"given"`
 	Request struct {
@@ -242,8 +243,11 @@ func superuserLoadCase(t *testing.T, path string) superuserCase {
 	if err := d.Decode(&c); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	if c.Description == "" || c.Source == "" || c.Request.Method == "" || !strings.HasPrefix(c.Request.Path, "/") || c.Response.Status == 0 {
-		t.Fatalf("%s: a case needs description, source, request.method, request.path and response.status", path)
+	if c.Description == "" || c.Request.Method == "" || !strings.HasPrefix(c.Request.Path, "/") || c.Response.Status == 0 {
+		t.Fatalf("%s: a case needs description, request.method, request.path and response.status", path)
+	}
+	if err := checkContractRules(c.Rules); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 	if c.Request.Body != nil && c.Request.RawBody != nil {
 		t.Fatalf("%s: give body or rawBody, not both", path)

@@ -244,7 +244,8 @@ func ids(r resp) []string {
 // subsetDiffs lists how got differs from the expected subset want: an object's keys
 // must be present with matching values (others are ignored), {"$absent": true} as a
 // value asserts the key is missing, arrays match element by element with the same
-// length, "*" matches any non-null value, anything else must be equal.
+// length, "*" matches any non-null value, {"$mentions": [...]} a string containing
+// each given string (see matchJSON), anything else must be equal.
 func subsetDiffs(path string, want, got any) []string {
 	switch w := want.(type) {
 	case string:
@@ -255,6 +256,9 @@ func subsetDiffs(path string, want, got any) []string {
 			return nil
 		}
 	case map[string]any:
+		if m, ok := w["$mentions"]; ok && len(w) == 1 {
+			return matchMentions(path, m, got)
+		}
 		g, ok := got.(map[string]any)
 		if !ok {
 			return []string{fmt.Sprintf("%s: want an object, got %v", path, got)}

@@ -296,8 +296,10 @@ func checkResponse(want replayResponse, r resp, vars map[string]string) []string
 // asserts that the key is missing; an array must have the same length and match
 // element by element, unless written {"$contains": [...]}, whose elements must each
 // match a different element of the actual array, in any order, or {"$unordered": [...]},
-// which also requires the same length; the string "*" matches any present, non-null
-// value; anything else must be equal.
+// which also requires the same length; {"$mentions": [...]} matches a string that
+// contains each of the given strings (the part of a message a client relies on, such
+// as the emails a refusal names, without its wording); the string "*" matches any
+// present, non-null value; anything else must be equal.
 func matchJSON(path string, want, got any) []string {
 	switch w := want.(type) {
 	case string:
@@ -308,6 +310,9 @@ func matchJSON(path string, want, got any) []string {
 			return nil
 		}
 	case map[string]any:
+		if m, ok := w["$mentions"]; ok && len(w) == 1 {
+			return matchMentions(path, m, got)
+		}
 		if c, ok := w["$contains"]; ok && len(w) == 1 {
 			return matchContains(path, c, got, false)
 		}
@@ -358,6 +363,29 @@ func matchJSON(path string, want, got any) []string {
 		return []string{fmt.Sprintf("%s: want %s, got %s", path, show(want), show(got))}
 	}
 	return nil
+}
+
+// matchMentions checks that got is a string containing each of the strings in want.
+func matchMentions(path string, want, got any) []string {
+	parts, ok := want.([]any)
+	if !ok || len(parts) == 0 {
+		return []string{fmt.Sprintf("%s: $mentions takes a non-empty array of strings", path)}
+	}
+	g, ok := got.(string)
+	if !ok {
+		return []string{fmt.Sprintf("%s: want a string, got %s", path, show(got))}
+	}
+	var diffs []string
+	for _, p := range parts {
+		s, ok := p.(string)
+		if !ok || s == "" {
+			return []string{fmt.Sprintf("%s: $mentions takes a non-empty array of strings", path)}
+		}
+		if !strings.Contains(g, s) {
+			diffs = append(diffs, fmt.Sprintf("%s: want a string mentioning %q, got %q", path, s, g))
+		}
+	}
+	return diffs
 }
 
 // matchContains checks that every expected element matches a distinct actual one;
