@@ -130,7 +130,7 @@ func (rep *report) writeText(w io.Writer) {
 			if r.Status != s.status {
 				continue
 			}
-			l := fmt.Sprintf("  %s:%d %s %s: %s -> %s", r.File, r.Line, r.Func, r.Operator, r.Original, r.Mutated)
+			l := fmt.Sprintf("  %s %s: %s -> %s", r.ID, r.Func, r.Original, r.Mutated)
 			if r.Status == statusEquivalent {
 				l += "  (" + r.Reason + ")"
 			}
@@ -146,7 +146,7 @@ func (rep *report) writeText(w io.Writer) {
 	if len(rep.StaleListed) > 0 {
 		fmt.Fprintf(w, "\nEquivalent-list entries that match no mutant any more (remove or update them):\n  %s\n", strings.Join(rep.StaleListed, "\n  "))
 	}
-	fmt.Fprintf(w, "\nRerun one mutant: go run ./cmd/scimmutate -only '<file:line:col:OPERATOR>' (ids in bin/mutate/report.json)\n")
+	fmt.Fprintf(w, "\nRerun one mutant (prints the failing test, or a line for the equivalent list): bin/scimmutate -only '<id>'\n")
 }
 
 func (rep *report) writeJSON(path string) error {
