@@ -69,9 +69,9 @@ func (c *coverMap) lookup(file string, line, col int) (block, bool) {
 // code and equivalent list, which change no test's coverage.
 var skipDirs = map[string]bool{"bin": true, "cmd/scimmutate": true, "testdata/mutate": true}
 
-// sourceKey hashes everything a coverage map depends on: every file of the module
-// outside bin/ and hidden directories, the Go version, the targets and whether the
-// PostgreSQL tests run.
+// sourceKey hashes everything a coverage map depends on: the module's Go files,
+// go.mod, go.sum and test data (outside bin/ and hidden directories), the Go
+// version, the targets and whether the PostgreSQL tests run.
 func sourceKey(root string, targets []string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "v1 %s %s pg=%t\n", runtime.Version(), strings.Join(targets, ","), os.Getenv("SCIMD_TEST_POSTGRES_URL") != "")
@@ -86,18 +86,17 @@ func sourceKey(root string, targets []string) (string, error) {
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() {
-			return nil
+		slash := filepath.ToSlash(rel)
+		if !d.Type().IsRegular() || !(strings.HasSuffix(slash, ".go") || slash == "go.mod" || slash == "go.sum" ||
+			strings.HasPrefix(slash, "testdata/") || strings.Contains(slash, "/testdata/")) {
+			return nil // only code and test data change what a test covers
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		if strings.HasSuffix(path, ".db") || strings.Contains(path, ".db-") {
-			return nil // a local database file
-		}
 		sum := sha256.Sum256(b)
-		fmt.Fprintf(h, "%s %x\n", filepath.ToSlash(rel), sum)
+		fmt.Fprintf(h, "%s %x\n", slash, sum)
 		return nil
 	})
 	return hex.EncodeToString(h.Sum(nil)), err
