@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -52,7 +53,7 @@ func TestEquivalentListErrors(t *testing.T) {
 func TestSampleOrder(t *testing.T) {
 	var ms []Mutant
 	for i := 0; i < 30; i++ {
-		ms = append(ms, Mutant{Pkg: []string{"a", "b", "c"}[i%3]})
+		ms = append(ms, Mutant{Pkg: []string{"a", "b", "c"}[i%3], File: "f.go", Line: i, Original: fmt.Sprintf("n > %d", i)})
 	}
 	one, two := sampleOrder(ms, 7, 4), sampleOrder(ms, 7, 4)
 	if len(one) != 12 {
@@ -70,5 +71,24 @@ func TestSampleOrder(t *testing.T) {
 	}
 	if other := sampleOrder(ms, 8, 0); len(other) != 30 {
 		t.Errorf("without -sample, %d of 30", len(other))
+	}
+	// Lines moved and a mutant added at the start: the others keep their order.
+	var moved []Mutant
+	moved = append(moved, Mutant{Pkg: "a", File: "f.go", Original: "new"})
+	for _, m := range ms {
+		m.Line += 5
+		moved = append(moved, m)
+	}
+	var before, after []string
+	for _, i := range sampleOrder(ms, 7, 0) {
+		before = append(before, ms[i].Original)
+	}
+	for _, i := range sampleOrder(moved, 7, 0) {
+		if moved[i].Original != "new" {
+			after = append(after, moved[i].Original)
+		}
+	}
+	if strings.Join(before, ",") != strings.Join(after, ",") {
+		t.Errorf("order changed by an edit elsewhere:\n%v\n%v", before, after)
 	}
 }

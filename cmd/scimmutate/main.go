@@ -4,11 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -190,16 +191,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return rep.writeJSON(filepath.Join(outDir, "report.json"))
 }
 
-// sampleOrder is the order in which mutants are evaluated: a seeded shuffle, so
-// that a run cut short by the budget is a random sample, keeping at most sample
-// mutants of each package.
+// sampleOrder is the order in which mutants are evaluated, keeping at most sample
+// mutants of each package. Each mutant's rank is a seeded hash of what identifies it
+// (file, function, operator, texts and which occurrence of them it is), not of its
+// line: a run cut short by the budget is a random sample, and after edits elsewhere
+// the same seed still picks mostly the same mutants, so runs before and after a
+// change of the tests compare like with like.
 func sampleOrder(mutants []Mutant, seed uint64, sample int) []int {
 	idx := make([]int, len(mutants))
+	rank := make([]uint64, len(mutants))
+	occurrences := map[string]int{}
 	for i := range idx {
 		idx[i] = i
+		m := &mutants[i]
+		key := strings.Join([]string{m.File, m.Func, m.Operator, m.Original, m.Mutated}, "\x00")
+		occurrences[key]++
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%d\x00%s\x00%d", seed, key, occurrences[key])
+		rank[i] = h.Sum64()
 	}
-	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
-	rng.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+	sort.SliceStable(idx, func(a, b int) bool { return rank[idx[a]] < rank[idx[b]] })
 	if sample <= 0 {
 		return idx
 	}
