@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/scimd
 
-.PHONY: run build test test-race lint fmt clean fuzz
+.PHONY: run build test test-race lint fmt clean fuzz mutate
 
 run: build
 	$(BIN) serve --log-format console
@@ -43,6 +43,18 @@ fuzz:
 		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
 	done
+
+# Mutation testing (never part of test or CI): mutates ./scim, ./store/gormstore,
+# ./compat and ./scim/scimhttp one change at a time and runs each mutant against the
+# tests, in any package, whose coverage reaches it. Stops launching mutants after
+# -budget (default 30m) and reports per package; text on stdout, JSON in
+# bin/mutate/report.json. See README "Mutation testing".
+# Example: make mutate MUTATE_FLAGS="-budget 20m -sample 40"
+MUTATE_FLAGS ?=
+
+mutate:
+	$(GO) build -o bin/scimmutate ./cmd/scimmutate
+	bin/scimmutate $(MUTATE_FLAGS)
 
 # Benchmarks (never part of test): scimbench starts bin/scimd on 127.0.0.1 over a
 # fresh SQLite file, then over a fresh PostgreSQL database created through

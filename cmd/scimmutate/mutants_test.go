@@ -1,0 +1,168 @@
+package main
+
+import (
+	"go/ast"
+	"go/importer"
+	"go/parser"
+	"go/token"
+	"go/types"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const sample = `package p
+
+import "errors"
+
+const limit = 64
+
+var table [limit + 1]int
+
+func f(n int, s string, ok bool) (int, error) {
+	err := errors.New("x")
+	if err != nil {
+		return 0, err
+	}
+	if n > 255 && !ok {
+		n++
+	}
+	if len(s) >= limit || s == "a" {
+		s = s + "b"
+		n = n * 2
+	}
+	switch {
+	case n < 3:
+		return n - 1, nil
+	}
+	return n, errors.New("y" + s)
+}
+
+func g() bool { return true }
+`
+
+// enumerateSample type-checks src (importing only the standard library) and lists
+// its mutants as "OPERATOR original -> mutated" lines, sorted.
+func enumerateSample(t *testing.T, src string, typed bool) ([]string, []Mutant) {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "p.go", src, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := fileInput{pkg: "example.com/p", rel: "p/p.go", src: []byte(src), file: f, fset: fset}
+	if typed {
+		in.info = &types.Info{Types: map[ast.Expr]types.TypeAndValue{}, Uses: map[*ast.Ident]types.Object{}}
+		conf := types.Config{Importer: importer.Default()}
+		if _, err := conf.Check("example.com/p", fset, []*ast.File{f}, in.info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms := enumerate(in)
+	var lines []string
+	for _, m := range ms {
+		lines = append(lines, m.Operator+" "+m.Original+" -> "+m.Mutated)
+	}
+	sort.Strings(lines)
+	return lines, ms
+}
+
+func TestEnumerateOperators(t *testing.T) {
+	got, ms := enumerateSample(t, sample, true)
+	want := []string{
+		"ARITHMETIC n * 2 -> n / 2",
+		"ARITHMETIC n - 1 -> n + 1",
+		"BOOLEAN_FLIP return true -> return false",
+		"CONDITIONALS_BOUNDARY len(s) >= limit -> len(s) > limit",
+		"CONDITIONALS_BOUNDARY n < 3 -> n <= 3",
+		"CONDITIONALS_BOUNDARY n > 255 -> n >= 255",
+		"CONDITIONALS_NEGATION err != nil -> err == nil",
+		"CONDITIONALS_NEGATION len(s) >= limit -> len(s) < limit",
+		"CONDITIONALS_NEGATION n < 3 -> n >= 3",
+		"CONDITIONALS_NEGATION n > 255 -> n <= 255",
+		"CONDITIONALS_NEGATION s == \"a\" -> s != \"a\"",
+		"ERROR_IGNORED err != nil -> false",
+		"INCREMENT_DECREMENT n++ -> n--",
+		"LOGICAL len(s) >= limit || s == \"a\" -> len(s) >= limit && s == \"a\"",
+		"LOGICAL n > 255 && !ok -> n > 255 || !ok",
+		"NEGATION_REMOVAL !ok -> ok",
+		"OFF_BY_ONE len(s) >= limit -> len(s) >= (limit + 1)",
+		"OFF_BY_ONE n < 3 -> n < 4",
+		"OFF_BY_ONE n > 255 -> n > 256",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("mutants:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Not mutated: the const declaration, the array length, string concatenation.
+	for _, m := range ms {
+		if m.Line <= 7 {
+			t.Errorf("mutant in a declaration: %+v", m)
+		}
+		if strings.Contains(m.Original, `"b"`) || strings.Contains(m.Original, `"y"`) {
+			t.Errorf("string concatenation mutated: %+v", m)
+		}
+	}
+}
+
+func TestMutantApplyCompiles(t *testing.T) {
+	_, ms := enumerateSample(t, sample, true)
+	for _, m := range ms {
+		out := string(m.apply([]byte(sample)))
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, "p.go", out, 0)
+		if err != nil {
+			t.Errorf("%s: %v", m.ID, err)
+			continue
+		}
+		// Every mutant of the sample type-checks: err stays used when its guard is ignored.
+		if _, err := (&types.Config{Importer: importer.Default()}).Check("p", fset, []*ast.File{f}, nil); err != nil {
+			t.Errorf("%s (%s -> %s): %v", m.ID, m.Original, m.Mutated, err)
+		}
+	}
+}
+
+func TestMutantIDAndFunc(t *testing.T) {
+	_, ms := enumerateSample(t, sample, true)
+	for _, m := range ms {
+		if m.Operator == opIncDec {
+			if m.ID != "p/p.go:15:4:INCREMENT_DECREMENT" || m.Func != "f" {
+				t.Errorf("id %q func %q", m.ID, m.Func)
+			}
+		}
+		if m.Operator == opBoolean && m.Func != "g" {
+			t.Errorf("func %q, want g", m.Func)
+		}
+	}
+}
+
+func TestCaseExpressionCoveredAtSwitch(t *testing.T) {
+	_, ms := enumerateSample(t, sample, true)
+	for _, m := range ms {
+		if m.Original == "n < 3" && (m.CoverLine != 21 || m.CoverCol != 2) {
+			t.Errorf("%s covered at %d:%d, want the switch at 21:2", m.ID, m.CoverLine, m.CoverCol)
+		}
+		if m.Original == "n - 1" && m.CoverLine != m.Line {
+			t.Errorf("%s in a case body covered at %d, want its own line", m.ID, m.CoverLine)
+		}
+	}
+}
+
+func TestEnumerateWithoutTypes(t *testing.T) {
+	got, _ := enumerateSample(t, sample, false)
+	joined := strings.Join(got, "\n")
+	for _, want := range []string{"ERROR_IGNORED err != nil -> false", "OFF_BY_ONE n > 255 -> n > 256", "BOOLEAN_FLIP return true -> return false"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("without types, missing %q in\n%s", want, joined)
+		}
+	}
+	if strings.Contains(joined, `"y" + s`) {
+		t.Errorf("string literal concatenation mutated without types:\n%s", joined)
+	}
+}
+
+func TestGeneratedFileSkipped(t *testing.T) {
+	got, _ := enumerateSample(t, "// Code generated by x. DO NOT EDIT.\n\n"+sample, true)
+	if len(got) != 0 {
+		t.Errorf("generated file has mutants: %q", got)
+	}
+}
