@@ -65,6 +65,7 @@ func TestDecodeJSON(t *testing.T) {
 		{name: "bad number", in: `{"a":01}`, kind: KindInvalidSyntax, reason: ErrJSONSyntax},
 		{name: "bad escape", in: `{"a":"\x"}`, kind: KindInvalidSyntax, reason: ErrJSONSyntax},
 		{name: "bad literal", in: `{"a":tru}`, kind: KindInvalidSyntax, reason: ErrJSONSyntax},
+		{name: "syntax error names the attribute", in: `{"emails":[{"value":x}]}`, kind: KindInvalidSyntax, reason: ErrJSONSyntax, where: "at emails[0].value"},
 		{name: "mismatched close", in: `{"a":[1}`, kind: KindInvalidSyntax, reason: ErrJSONSyntax},
 		{name: "control character", in: "{\"a\":\"\n\"}", kind: KindInvalidSyntax, reason: ErrJSONSyntax},
 		{name: "too deep", in: deep(9), kind: KindInvalidSyntax, reason: ErrJSONDepth, where: "8 levels"},
