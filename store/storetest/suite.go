@@ -432,9 +432,16 @@ func sameResource(t testing.TB, got, want *store.Resource) {
 	}
 }
 
-// show prints a struct with its pointers followed.
+// show prints a struct with its pointers followed, or a slice of them.
 func show(v any) string {
 	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Slice {
+		parts := make([]string, rv.Len())
+		for i := range parts {
+			parts[i] = show(rv.Index(i).Interface())
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	}
 	var b strings.Builder
 	b.WriteString("{")
 	for i := range rv.NumField() {
