@@ -279,6 +279,14 @@ func auditListScopedAndPaged(f *fixture) {
 	if !slices.Equal(paged, want) {
 		f.t.Errorf("pages %q, want %q", paged, want)
 	}
+	// Limit 1 is a page of one event: the first.
+	one, err := f.st.AuditEvents(f.ctx, a.ID, store.AuditQuery{Since: base, Until: base.Add(30 * time.Minute), Limit: 1})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(one) != 1 || one[0].ID != want[0] {
+		f.t.Errorf("Limit 1 reads %s, want the first event %s only", show(one), want[0])
+	}
 	// since is inclusive, until exclusive.
 	win, err := f.st.AuditEvents(f.ctx, a.ID, store.AuditQuery{Since: base.Add(time.Minute), Until: base.Add(3 * time.Minute), Limit: 100})
 	if err != nil {

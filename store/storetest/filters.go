@@ -71,3 +71,34 @@ func listFilterTooDeep(f *fixture) {
 		f.t.Errorf("List with 65 levels: %v, want an invalid filter", err)
 	}
 }
+
+// listFilterPresentEmpty: "pr" matches a non-empty value only (RFC 7644 §3.4.2.2): an
+// empty string, reference or binary value is not present, on every database.
+func listFilterPresentEmpty(f *fixture) {
+	tn := f.tenant("acme")
+	mk := func(userName, doc string) string {
+		return f.create(&store.Resource{TenantID: tn.ID, Kind: store.KindUser, UserName: userName, Doc: []byte(doc)}).ID
+	}
+	ann := mk("ann", `{"userName":"ann","nickName":"annie","profileUrl":"https://example.com/ann",
+		"x509Certificates":[{"value":"MIIBhTCCASugAwIBAgIQ"}]}`)
+	bob := mk("bob", `{"userName":"bob","nickName":"","profileUrl":"","x509Certificates":[{"value":""}]}`)
+	mk("cat", `{"userName":"cat"}`)
+	for _, tc := range []struct {
+		filter string
+		want   []string
+	}{
+		{`nickName pr`, []string{ann}},               // string
+		{`profileUrl pr`, []string{ann}},             // reference
+		{`x509Certificates.value pr`, []string{ann}}, // binary
+		{`x509Certificates[value pr]`, []string{ann}},
+	} {
+		res, err := f.st.List(f.ctx, tn.ID, store.KindUser, store.ListOptions{Count: 10, Filter: parse(f.t, tc.filter)})
+		if err != nil {
+			f.t.Errorf("List(%s): %v", tc.filter, err)
+			continue
+		}
+		if got := ids(res.Resources); !slices.Equal(sortedIDs(got...), sortedIDs(tc.want...)) || res.Total != len(tc.want) {
+			f.t.Errorf("List(%s) = %d %v, want %d %v (ann %s, bob %s)", tc.filter, res.Total, got, len(tc.want), tc.want, ann, bob)
+		}
+	}
+}
