@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap/zaptest"
+
 	"github.com/scimd/scimd/scim"
+	"github.com/scimd/scimd/store/storetest"
 )
 
 // The administration service (CONTRACT.md admin.*): body parsing and the view of a
@@ -405,4 +408,36 @@ func basicAuth(user, pass string) string {
 	r, _ := http.NewRequest("GET", "/", nil)
 	r.SetBasicAuth(user, pass)
 	return strings.TrimPrefix(r.Header.Get("Authorization"), "Basic ")
+}
+
+// TestAdminListDatabaseDown: a list whose read fails in the database is the family's
+// documented failure (admin.errors, shared.errors): 503 unavailable or 500
+// internal_error in the family's JSON shape, never a crash. The tokens are checked
+// against a working database; the users are read from one whose connections are
+// closed.
+func TestAdminListDatabaseDown(t *testing.T) {
+	for _, b := range storetest.Backends(t) {
+		t.Run("db="+b.Name, func(t *testing.T) {
+			f := newFixture(t, b)
+			down := b.Open(t)
+			if err := down.Close(); err != nil {
+				t.Fatal(err)
+			}
+			log := zaptest.NewLogger(t)
+			f.mux = http.NewServeMux()
+			New(scim.NewService(down, log), f.tokens, log, Options{MaxBodyBytes: 64 << 10}).Mount(f.mux)
+			r := f.do("GET", "/users", "", "Authorization", "Bearer "+f.token(scopes(scim.ScopeAdmin)))
+			switch r.status {
+			case http.StatusServiceUnavailable:
+				r.want(t, r.status, "error", "unavailable")
+			case http.StatusInternalServerError:
+				r.want(t, r.status, "error", "internal_error")
+			default:
+				t.Fatalf("status %d, want 503 or 500; body %s", r.status, r.raw)
+			}
+			if _, ok := r.body["users"]; ok {
+				t.Errorf("a failed list answered users: %s", r.raw)
+			}
+		})
+	}
 }

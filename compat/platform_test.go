@@ -326,3 +326,28 @@ func TestPlatformRoutes(t *testing.T) {
 		})
 	})
 }
+
+// TestPlatformProvisionInvalid: a provision-user body that PlatformUser refuses is
+// 400 invalidValue through the route too (platform.errors), and creates no user.
+func TestPlatformProvisionInvalid(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, f *fixture) {
+		tok := f.token(scopes(scim.ScopeCompat))
+		hdr := []string{"Authorization", "Bearer " + tok, "X-App-Token", tok, "Content-Type", "application/json"}
+		for _, body := range []string{
+			`{"username":"u1"}`,
+			`{"email":"u2@example.com"}`,
+			`{"username":"u3","email":"nope"}`,
+			`{"username":"u4","email":"u4@example.com","role":1}`,
+		} {
+			r := f.do("POST", "/scim/provision-user", body, hdr...)
+			if r.status != 400 || r.body["scimType"] != "invalidValue" {
+				t.Errorf("%s: %d %s, want 400 invalidValue", body, r.status, r.raw)
+			}
+		}
+		for _, name := range []string{"u1", "u3", "u4"} {
+			if f.lookup(name) != nil {
+				t.Errorf("a refused provision created %s", name)
+			}
+		}
+	})
+}
