@@ -2,6 +2,8 @@ package scimhttp_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -60,7 +62,27 @@ func TestGroupStreamFailsBeforeStart(t *testing.T) {
 			id, _ := g.body["id"].(string)
 
 			st.armed.Store(true)
-			r := s.do("GET", "/Groups/"+id, nil) // fails the test if the connection is cut
+			// A new connection: a client retries a GET that fails on a reused
+			// connection before any answer, which would hide a cut connection.
+			req, err := http.NewRequest("GET", s.url+"/Groups/"+id, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+s.token)
+			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("the connection was cut: %v", err)
+			}
+			defer res.Body.Close()
+			raw, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatalf("the answer was cut: %v", err)
+			}
+			r := reply{status: res.StatusCode, header: res.Header, raw: raw}
+			if err := json.Unmarshal(raw, &r.body); err != nil {
+				t.Fatalf("%d %q is not a JSON object: %v", r.status, raw, err)
+			}
 			r.want(t, "group read", http.StatusServiceUnavailable, "")
 			if r.header.Get("Retry-After") == "" {
 				t.Errorf("503 without Retry-After: %v", r.header)
