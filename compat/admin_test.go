@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap/zaptest"
+
 	"github.com/scimd/scimd/scim"
+	"github.com/scimd/scimd/store/storetest"
 )
 
 // The administration service (CONTRACT.md admin.*): body parsing and the view of a
@@ -405,4 +408,31 @@ func basicAuth(user, pass string) string {
 	r, _ := http.NewRequest("GET", "/", nil)
 	r.SetBasicAuth(user, pass)
 	return strings.TrimPrefix(r.Header.Get("Authorization"), "Basic ")
+}
+
+// TestAdminListDatabaseDown: a list whose database cannot be reached is 503
+// unavailable with Retry-After in the family's shape (admin.errors, shared.errors).
+// The tokens are checked against a working database; the users are read from one
+// whose connections are closed.
+func TestAdminListDatabaseDown(t *testing.T) {
+	for _, b := range storetest.Backends(t) {
+		t.Run("db="+b.Name, func(t *testing.T) {
+			f := newFixture(t, b)
+			down := b.Open(t)
+			if err := down.Close(); err != nil {
+				t.Fatal(err)
+			}
+			log := zaptest.NewLogger(t)
+			f.mux = http.NewServeMux()
+			New(scim.NewService(down, log), f.tokens, log, Options{MaxBodyBytes: 64 << 10}).Mount(f.mux)
+			r := f.do("GET", "/users", "", "Authorization", "Bearer "+f.token(scopes(scim.ScopeAdmin)))
+			r.want(t, http.StatusServiceUnavailable, "error", "unavailable")
+			if r.header.Get("Retry-After") == "" {
+				t.Errorf("503 without Retry-After: %v", r.header)
+			}
+			if _, ok := r.body["users"]; ok {
+				t.Errorf("a failed list answered users: %s", r.raw)
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package compat
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/http/httptest"
@@ -324,5 +325,37 @@ func TestPlatformRoutes(t *testing.T) {
 			}
 			f.set("family.platform=enabled")
 		})
+	})
+}
+
+// TestPlatformProvisionInvalid: a provision-user body that PlatformUser refuses is
+// 400 invalidValue through the route too (platform.errors), and creates no user,
+// whatever users the tenant holds: here one created through SCIM with an empty
+// emails.value, which a body without a valid email must not be matched with.
+func TestPlatformProvisionInvalid(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, f *fixture) {
+		if _, err := f.svc.Create(context.Background(), f.tenantID, scim.UserKind, map[string]any{
+			"schemas": []any{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "no.email", "emails": []any{map[string]any{"value": ""}},
+		}, scim.Projection{}); err != nil {
+			t.Fatal(err)
+		}
+		tok := f.token(scopes(scim.ScopeCompat))
+		hdr := []string{"Authorization", "Bearer " + tok, "X-App-Token", tok, "Content-Type", "application/json"}
+		for _, body := range []string{
+			`{"username":"u1"}`,
+			`{"email":"u2@example.com"}`,
+			`{"username":"u3","email":"nope"}`,
+			`{"username":"u4","email":"u4@example.com","role":1}`,
+		} {
+			r := f.do("POST", "/scim/provision-user", body, hdr...)
+			if r.status != 400 || r.body["scimType"] != "invalidValue" {
+				t.Errorf("%s: %d %s, want 400 invalidValue", body, r.status, r.raw)
+			}
+		}
+		for _, name := range []string{"u1", "u3", "u4"} {
+			if f.lookup(name) != nil {
+				t.Errorf("a refused provision created %s", name)
+			}
+		}
 	})
 }
