@@ -941,15 +941,16 @@ func (s *Store) changeAllMembers(tx *gorm.DB, tenantID string, kind store.Kind, 
 
 // changeMembers applies one step of membership changes and returns how many rows
 // it deleted and inserted. A Replace whose new members are exactly the current
-// ones touches no row.
+// ones touches no row, whatever the step also removes.
 func (s *Store) changeMembers(tx *gorm.DB, tenantID, groupID string, mc *store.MemberChange) (int64, error) {
 	var n int64
 	if mc.Replace {
-		if len(mc.Remove) == 0 && mc.RemoveWhere == nil {
-			same, err := s.sameMembers(tx, tenantID, groupID, mc.Add)
-			if err != nil || same {
-				return 0, err
-			}
+		// Remove and RemoveWhere run after Replace has dropped every membership, so
+		// the step leaves exactly Add: when that is the current membership, the step
+		// changes nothing (store.Updater: no new version).
+		same, err := s.sameMembers(tx, tenantID, groupID, mc.Add)
+		if err != nil || same {
+			return 0, err
 		}
 		res := tx.Exec(`DELETE FROM group_members WHERE tenant_id = ? AND group_id = ?`, tenantID, groupID)
 		if res.Error != nil {
