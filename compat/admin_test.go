@@ -330,8 +330,9 @@ func TestAdminRoutes(t *testing.T) {
 			f.do("DELETE", "/users?email=b%40example.com", `{"email":"ann@example.com"}`, "Authorization", admin, "Content-Type", ct).want(t, 400, "error", "invalid_request")
 			f.do("DELETE", "/users", "", "Authorization", admin).want(t, 400, "error", "invalid_email")
 			// PATCH does not reactivate.
-			f.do("PATCH", "/users", `{"email":"ann@example.com","credits":3}`, "Authorization", admin, "Content-Type", ct).want(t, 200, "", "")
-			if r := f.do("GET", "/users/ann@example.com", "", "Authorization", admin); r.body["active"] != false || r.body["credits"] != float64(3) {
+			// (One credit: the smallest balance the deactivation must still zero.)
+			f.do("PATCH", "/users", `{"email":"ann@example.com","credits":1}`, "Authorization", admin, "Content-Type", ct).want(t, 200, "", "")
+			if r := f.do("GET", "/users/ann@example.com", "", "Authorization", admin); r.body["active"] != false || r.body["credits"] != float64(1) {
 				t.Errorf("after PATCH: %s", r.raw)
 			}
 			// Deactivating again zeroes the credits of the deactivated account.
