@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/scimd/scimd/scim"
 	"github.com/scimd/scimd/store/storetest"
@@ -330,8 +333,9 @@ func TestAdminRoutes(t *testing.T) {
 			f.do("DELETE", "/users?email=b%40example.com", `{"email":"ann@example.com"}`, "Authorization", admin, "Content-Type", ct).want(t, 400, "error", "invalid_request")
 			f.do("DELETE", "/users", "", "Authorization", admin).want(t, 400, "error", "invalid_email")
 			// PATCH does not reactivate.
-			f.do("PATCH", "/users", `{"email":"ann@example.com","credits":3}`, "Authorization", admin, "Content-Type", ct).want(t, 200, "", "")
-			if r := f.do("GET", "/users/ann@example.com", "", "Authorization", admin); r.body["active"] != false || r.body["credits"] != float64(3) {
+			// (One credit: the smallest balance the deactivation must still zero.)
+			f.do("PATCH", "/users", `{"email":"ann@example.com","credits":1}`, "Authorization", admin, "Content-Type", ct).want(t, 200, "", "")
+			if r := f.do("GET", "/users/ann@example.com", "", "Authorization", admin); r.body["active"] != false || r.body["credits"] != float64(1) {
 				t.Errorf("after PATCH: %s", r.raw)
 			}
 			// Deactivating again zeroes the credits of the deactivated account.
@@ -432,6 +436,65 @@ func TestAdminListDatabaseDown(t *testing.T) {
 			}
 			if _, ok := r.body["users"]; ok {
 				t.Errorf("a failed list answered users: %s", r.raw)
+			}
+		})
+	}
+}
+
+// TestAdminCreateTokenFails: when the new user's token cannot be issued, POST /users
+// fails (5xx, no token handed out) and the user it created is removed; when even
+// that removal fails, the user is left without a token, and the operator is told
+// which one in an error log line (admin.create).
+func TestAdminCreateTokenFails(t *testing.T) {
+	for _, b := range storetest.Backends(t) {
+		t.Run("db="+b.Name, func(t *testing.T) {
+			f := newFixture(t, b)
+			admin := "Bearer " + f.token(scopes(scim.ScopeAdmin))
+			core, logs := observer.New(zapcore.ErrorLevel)
+			f.mux = http.NewServeMux()
+			New(f.svc, f.tokens, zap.New(core), Options{MaxBodyBytes: 64 << 10}).Mount(f.mux)
+			exec := func(sql string) {
+				t.Helper()
+				if err := f.st.DB().Exec(sql).Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Real database refusals: no new token row; then no user removed either.
+			if b.Name == "postgres" {
+				exec(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$`)
+				exec(`CREATE TRIGGER refuse_token BEFORE INSERT ON api_tokens FOR EACH ROW EXECUTE FUNCTION refuse()`)
+			} else {
+				exec(`CREATE TRIGGER refuse_token BEFORE INSERT ON api_tokens BEGIN SELECT RAISE(ABORT, 'refused'); END`)
+			}
+			r := f.do("POST", "/users", `{"email":"a@example.com","credits":5}`, "Authorization", admin, "Content-Type", "application/json")
+			if r.status < 500 || r.body["token"] != nil {
+				t.Fatalf("token insert refused: %d %s", r.status, r.raw)
+			}
+			if u := f.lookup("a@example.com"); u != nil {
+				t.Errorf("the user whose token failed was kept: %v", u.ID)
+			}
+			if b.Name == "postgres" {
+				exec(`CREATE TRIGGER refuse_delete BEFORE DELETE ON users FOR EACH ROW EXECUTE FUNCTION refuse()`)
+			} else {
+				exec(`CREATE TRIGGER refuse_delete BEFORE DELETE ON users BEGIN SELECT RAISE(ABORT, 'refused'); END`)
+			}
+			logs.TakeAll()
+			r = f.do("POST", "/users", `{"email":"b@example.com","credits":5}`, "Authorization", admin, "Content-Type", "application/json")
+			if r.status < 500 || r.body["token"] != nil {
+				t.Fatalf("token insert and user delete refused: %d %s", r.status, r.raw)
+			}
+			u := f.lookup("b@example.com")
+			if u == nil {
+				t.Fatal("the delete was refused, yet the user is gone")
+			}
+			named := false
+			for _, e := range logs.All() {
+				if e.ContextMap()["user_id"] == u.ID {
+					named = true
+				}
+			}
+			if !named {
+				t.Errorf("no error log line names the user %s left without a token: %v", u.ID, logs.All())
 			}
 		})
 	}

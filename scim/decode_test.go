@@ -54,6 +54,8 @@ func TestDecodeStored(t *testing.T) {
 		{`null`, false},
 		{`{"a":[1,]}`, false},
 		{`{"a":`, false},
+		{` `, false}, // only whitespace: no document, no read past its end
+		{``, false},
 	} {
 		_, ok := decodeStored([]byte(tc.in))
 		if ok != tc.ok {

@@ -69,6 +69,8 @@ func TestDecodeJSON(t *testing.T) {
 		{name: "mismatched close", in: `{"a":[1}`, kind: KindInvalidSyntax, reason: ErrJSONSyntax},
 		{name: "control character", in: "{\"a\":\"\n\"}", kind: KindInvalidSyntax, reason: ErrJSONSyntax},
 		{name: "too deep", in: deep(9), kind: KindInvalidSyntax, reason: ErrJSONDepth, where: "8 levels"},
+		// An escaped quote does not end the string: the brackets after it count.
+		{name: "too deep after an escaped quote", in: `{"a":"x\"y","b":` + deep(8) + `}`, kind: KindInvalidSyntax, reason: ErrJSONDepth, where: "8 levels"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

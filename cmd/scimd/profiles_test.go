@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap/zapcore"
+
 	"github.com/scimd/scimd/schemas"
 	"github.com/scimd/scimd/scim"
 )
@@ -109,6 +111,12 @@ func TestClientProfiles(t *testing.T) {
 				}
 				if !logged {
 					t.Errorf("no log line with the request id names quirk %s", c.quirk)
+				}
+				// Recording the quirks succeeded: nothing for an operator's alerts.
+				for _, l := range e.logs.All() {
+					if l.Level >= zapcore.WarnLevel && l.ContextMap()["request_id"] == r.header.Get("X-Request-Id") {
+						t.Errorf("logged %s %q for a request that succeeded", l.Level, l.Message)
+					}
 				}
 			})
 		}

@@ -125,3 +125,25 @@ func TestBulkCircularReferenceNamed(t *testing.T) {
 		}
 	})
 }
+
+// TestBulkLocationIsCanonical: an operation's location is the resource's own URI,
+// its meta.location (RFC 7644 §3.7.3, RFC 7643 §3.1), even when the path names the
+// resource's id in other case (scimd ids are case-insensitive).
+func TestBulkLocationIsCanonical(t *testing.T) {
+	forEachBackend(t, scimhttp.Options{}, func(t *testing.T, s *server) {
+		u := s.do("POST", "/Users", map[string]any{"schemas": []string{schemas.UserURN}, "userName": "ann"})
+		u.want(t, "create user", http.StatusCreated, "")
+		id, _ := u.body["id"].(string)
+		meta, _ := u.body["meta"].(map[string]any)
+		loc, _ := meta["location"].(string)
+		if id == "" || strings.ToUpper(id) == id || loc == "" {
+			t.Fatalf("created %s: want a lower-case id and a meta.location", u.raw)
+		}
+		put := map[string]any{"method": "PUT", "path": "/Users/" + strings.ToUpper(id),
+			"data": map[string]any{"schemas": []string{schemas.UserURN}, "userName": "ann", "displayName": "Ann"}}
+		ops := bulkResults(t, s, bulkRequest(put))
+		if len(ops) != 1 || ops[0]["status"] != "200" || ops[0]["location"] != loc {
+			t.Errorf("PUT by the upper-case id: %v, want status 200 and location %s", ops, loc)
+		}
+	})
+}

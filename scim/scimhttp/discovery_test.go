@@ -23,6 +23,7 @@ func TestServiceProviderConfig(t *testing.T) {
 	}{
 		{"configured", scimhttp.Options{MaxBodyBytes: 1 << 20, BulkMaxOperations: 7, BulkMaxPayloadBytes: 2 << 20}, 7, 2 << 20},
 		{"payload_at_least_the_body_limit", scimhttp.Options{MaxBodyBytes: 3 << 20, BulkMaxPayloadBytes: 1 << 20}, scimhttp.DefaultBulkMaxOperations, 3 << 20},
+		{"one_byte_payload_raised_to_the_body_limit", scimhttp.Options{MaxBodyBytes: 1024, BulkMaxPayloadBytes: 1}, scimhttp.DefaultBulkMaxOperations, 1024},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			forEachBackend(t, tc.o, func(t *testing.T, s *server) {
@@ -43,8 +44,17 @@ func TestServiceProviderConfig(t *testing.T) {
 				if f, _ := r.body["filter"].(map[string]any); f["maxResults"] == nil {
 					t.Errorf("filter %v without maxResults", f)
 				}
-				if a, _ := r.body["authenticationSchemes"].([]any); len(a) == 0 {
-					t.Error("no authenticationSchemes")
+				// The bearer token is the preferred scheme: the one primary value of the
+				// multi-valued attribute (RFC 7643 §2.4, §5; the §8.5 example).
+				a, _ := r.body["authenticationSchemes"].([]any)
+				var primary []any
+				for _, v := range a {
+					if m, _ := v.(map[string]any); m["primary"] == true {
+						primary = append(primary, m["type"])
+					}
+				}
+				if len(primary) != 1 || primary[0] != "oauthbearertoken" {
+					t.Errorf("authenticationSchemes %v: primary %v, want only oauthbearertoken", a, primary)
 				}
 			})
 		})

@@ -227,5 +227,8 @@ func TestFilterDepth(t *testing.T) {
 		}
 		s.do("POST", "/Users/.search", map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:SearchRequest"}, "filter": nested(17)}).
 			want(t, "17 levels", http.StatusBadRequest, "invalidFilter")
+		// An escaped quote (RFC 7159 §7) does not end a string: the levels after it count.
+		s.do("POST", "/Users/.search", map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:SearchRequest"}, "filter": `userName eq "a\"b" or ` + nested(17)}).
+			want(t, "17 levels after an escaped quote", http.StatusBadRequest, "invalidFilter")
 	})
 }
