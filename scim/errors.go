@@ -31,7 +31,19 @@ const (
 	KindInvalidCursor                    // 400 invalidCursor (RFC 9865)
 	KindExpiredCursor                    // 400 expiredCursor (RFC 9865)
 	KindTooManyRequests                  // 429 (RFC 6585 §4), with Error.RetryAfter
+
+	numErrorKinds // keep last: ErrorKinds counts up to it
 )
+
+// ErrorKinds lists every error kind, so that each edge's error table can be checked
+// to have a row for all of them (a kind added above is listed without more ado).
+func ErrorKinds() []ErrorKind {
+	out := make([]ErrorKind, numErrorKinds)
+	for i := range out {
+		out[i] = ErrorKind(i)
+	}
+	return out
+}
 
 // Error is the error every Service method returns. Detail is safe to show to the
 // client; Err, when set, is the cause and is only logged.
