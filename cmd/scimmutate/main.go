@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ type config struct {
 	seed        uint64
 	sample      int
 	only        string
+	files       *regexp.Regexp
 	list        bool
 	out         string
 	equivalents string
@@ -49,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Uint64Var(&cfg.seed, "seed", 15, "seed of the random order in which mutants are evaluated")
 	fs.IntVar(&cfg.sample, "sample", 0, "evaluate at most this many mutants per package (0: all)")
 	fs.StringVar(&cfg.only, "only", "", "run only the mutant with this id (file:line:col:OPERATOR) and print its outcome")
+	files := fs.String("files", "", "keep only the mutants whose file (module-relative, e.g. scim/patch.go) matches this regular expression")
 	fs.BoolVar(&cfg.list, "list", false, "list the candidate mutants and exit")
 	fs.StringVar(&cfg.out, "out", "bin/mutate", "directory for the coverage map cache and report.json (relative to the module root)")
 	fs.StringVar(&cfg.equivalents, "equivalent", "testdata/mutate/equivalent.txt", "the explained-equivalent list (relative to the module root)")
@@ -57,6 +61,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *files != "" {
+		re, err := regexp.Compile(*files)
+		if err != nil {
+			return cfg, fmt.Errorf("-files: %v", err)
+		}
+		cfg.files = re
 	}
 	for _, p := range strings.Split(*pkgs, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -85,9 +96,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The coverage map covers whole packages, so -files does not change (or rebuild) it.
+	targets := targetsOf(mutants)
+	if cfg.files != nil {
+		mutants = slices.DeleteFunc(mutants, func(m Mutant) bool { return !cfg.files.MatchString(m.File) })
+	}
 	if cfg.list {
 		// With a current coverage map cached, say how many tests cover each mutant.
-		cmap := cachedCoverMap(mod, targetsOf(mutants), filepath.Join(mod.Dir, cfg.out))
+		cmap := cachedCoverMap(mod, targets, filepath.Join(mod.Dir, cfg.out))
 		uncovered := 0
 		for _, m := range mutants {
 			cover := ""
@@ -121,7 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
 	}
-	cmap, err := loadOrBuildCoverMap(ctx, mod, targetsOf(mutants), outDir, cfg.workers, stderr)
+	cmap, err := loadOrBuildCoverMap(ctx, mod, targets, outDir, cfg.workers, stderr)
 	if err != nil {
 		return err
 	}
